@@ -1,0 +1,1 @@
+"""The ``esgf-nm`` command line."""

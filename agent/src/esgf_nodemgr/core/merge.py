@@ -1,0 +1,202 @@
+"""Merging node maps: a join of per-section last-writer-wins registers.
+
+Laws (property-tested in ``tests/test_merge_laws.py``):
+
+- commutative: ``merge(a, b) == merge(b, a)``
+- associative: ``merge(merge(a, b), c) == merge(a, merge(b, c))``
+- idempotent:  ``merge(a, a) == a``
+- monotone:    no section of ``merge(a, b)`` has a lower version than in ``a`` or ``b``
+
+They hold because each section is merged by taking the maximum of a *total* order: its version
+first, then — only for two different values claiming the same version, which a correct writer
+never produces — the canonical JSON text. The timeline is merged by union and truncation to
+the newest ``TIMELINE_LENGTH`` items, which is also a join (truncating the union of two
+truncated sets keeps the same newest items as truncating the union of the full sets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
+
+from esgf_nodemgr.core import nodemap as nm
+from esgf_nodemgr.core.errors import MapFormatError
+from esgf_nodemgr.core.parse import Reader
+
+T = TypeVar("T")
+
+
+def _pick(a: T, b: T, version: Callable[[T], Any], encode: Callable[[T], Any]) -> T:
+    va, vb = version(a), version(b)
+    if va != vb:
+        return a if va > vb else b
+    if a == b:
+        return a
+    # Same version, different content: only a buggy or malicious writer does this; any total
+    # order keeps the merge a semilattice, so the canonical text decides.
+    return a if nm.canonical_json(encode(a)) >= nm.canonical_json(encode(b)) else b
+
+
+def merge_roster(a: nm.Roster, b: nm.Roster) -> nm.Roster:
+    return _pick(a, b, lambda r: r.version, nm.roster_to_json)
+
+
+def merge_epoch(a: nm.Epoch, b: nm.Epoch) -> nm.Epoch:
+    return _pick(a, b, lambda e: e.version, nm.epoch_to_json)
+
+
+def merge_entry(a: nm.Entry, b: nm.Entry) -> nm.Entry:
+    return _pick(a, b, lambda e: e.version, nm.entry_to_json)
+
+
+def merge_report(a: nm.Report, b: nm.Report) -> nm.Report:
+    return _pick(a, b, lambda r: r.version, nm.report_to_json)
+
+
+def merge_decision(a: Optional[nm.Decision], b: Optional[nm.Decision]) -> Optional[nm.Decision]:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return _pick(a, b, lambda d: d.version, nm.decision_to_json)
+
+
+def merge_timeline(a: Tuple[nm.TimelineItem, ...], b: Tuple[nm.TimelineItem, ...],
+                   length: int = nm.TIMELINE_LENGTH) -> Tuple[nm.TimelineItem, ...]:
+    by_version: Dict[Tuple[int, str], nm.TimelineItem] = {}
+    for item in a + b:
+        prev = by_version.get(item.version)
+        if prev is None or prev.summary < item.summary:
+            by_version[item.version] = item
+    items = sorted(by_version.values(), key=lambda t: t.version)
+    return tuple(items[-length:]) if length > 0 else ()
+
+
+def _merge_dict(a: Mapping[str, T], b: Mapping[str, T], f: Callable[[T, T], T]) -> Dict[str, T]:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = f(out[key], value) if key in out else value
+    return out
+
+
+def merge(a: nm.NodeMap, b: nm.NodeMap) -> nm.NodeMap:
+    """Join two maps section by section (see the module docstring for the laws)."""
+    if a is b:
+        return a
+    return nm.NodeMap(
+        roster=merge_roster(a.roster, b.roster),
+        epoch=merge_epoch(a.epoch, b.epoch),
+        entries=_merge_dict(a.entries, b.entries, merge_entry),
+        reports=_merge_dict(a.reports, b.reports, merge_report),
+        decision=merge_decision(a.decision, b.decision),
+        timeline=merge_timeline(a.timeline, b.timeline),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Section-level access for anti-entropy and persistence
+# --------------------------------------------------------------------------------------------
+def versions(m: nm.NodeMap) -> Dict[str, Any]:
+    """``{section name: version}`` of every section of ``m`` (versions as JSON lists)."""
+    out: Dict[str, Any] = {"roster": [m.roster.version], "epoch": [m.epoch.version]}
+    for sid, e in m.entries.items():
+        out[f"entry/{sid}"] = [e.version]
+    for sid, r in m.reports.items():
+        out[f"report/{sid}"] = [r.version]
+    if m.decision is not None:
+        out["decision"] = [m.decision.round, m.decision.leader]
+    if m.timeline:
+        last = m.timeline[-1]
+        out["timeline"] = [last.round, last.leader, len(m.timeline)]
+    return out
+
+
+def newer_sections(m: nm.NodeMap, theirs: Mapping[str, Any]) -> Dict[str, Any]:
+    """Sections of ``m`` whose version is above (or unknown to) ``theirs``: what to send them."""
+    mine = versions(m)
+    all_sections = nm.sections(m)
+    out: Dict[str, Any] = {}
+    for name, version in mine.items():
+        other = theirs.get(name)
+        if other is None or _as_tuple(version) > _as_tuple(other) or (
+                name == "timeline" and version != other):
+            out[name] = all_sections[name]
+    return out
+
+
+def wanted_sections(m: nm.NodeMap, theirs: Mapping[str, Any]) -> List[str]:
+    """Names of sections that ``theirs`` holds in a newer version than ``m``: what to fetch."""
+    mine = versions(m)
+    return sorted(name for name, version in theirs.items()
+                  if name not in mine or _as_tuple(version) > _as_tuple(mine[name])
+                  or (name == "timeline" and version != mine.get(name)))
+
+
+def _as_tuple(v: Any) -> Tuple[Any, ...]:
+    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+
+
+MAX_SECTION_NAME = 80
+
+
+def parse_sections(values: Any) -> nm.NodeMap:
+    """Parse a ``{section name: value}`` object received from a peer into a partial map.
+
+    Sections absent from ``values`` stay at their empty defaults (version 0), which merge
+    below anything real. Raises ``MapFormatError`` naming every bad path.
+    """
+    r = Reader()
+    obj = r.obj(values, "$")
+    roster = nm.Roster()
+    epoch = nm.Epoch()
+    entries: Dict[str, nm.Entry] = {}
+    reports: Dict[str, nm.Report] = {}
+    decision: Optional[nm.Decision] = None
+    timeline: Tuple[nm.TimelineItem, ...] = ()
+    for name, value in obj.items():
+        path = f"$[{name!r}]"
+        if len(name) > MAX_SECTION_NAME:
+            r.problem(path, "section name too long")
+        elif name == "roster":
+            roster = nm.parse_roster(r, value, path)
+        elif name == "epoch":
+            epoch = nm.parse_epoch(r, value, path)
+        elif name == "decision":
+            decision = nm.parse_decision(r, value, path)
+        elif name == "timeline":
+            tl = r.obj(value, path)
+            timeline = nm.parse_timeline(r, tl.get("items", []), f"{path}.items")
+        elif name.startswith("entry/"):
+            key = name[len("entry/"):]
+            entries[key] = nm.parse_entry(r, value, path, key)
+        elif name.startswith("report/"):
+            key = name[len("report/"):]
+            reports[key] = nm.parse_report(r, value, path, key)
+        else:
+            r.problem(path, "unknown section")
+    r.raise_if_problems()
+    return nm.NodeMap(roster=roster, epoch=epoch, entries=entries, reports=reports,
+                      decision=decision, timeline=timeline)
+
+
+def changed_sections(before: nm.NodeMap, after: nm.NodeMap) -> Dict[str, Any]:
+    """Sections whose value differs between two maps (what to persist)."""
+    old = nm.sections(before)
+    new = nm.sections(after)
+    return {name: value for name, value in new.items() if old.get(name) != value}
+
+
+def without_decision_noise(m: nm.NodeMap) -> nm.NodeMap:
+    """``m`` without reports and timeline: the part of the map every node must agree on."""
+    return replace(m, reports={}, timeline=())
+
+
+__all__ = [
+    "MapFormatError",
+    "changed_sections",
+    "merge",
+    "newer_sections",
+    "parse_sections",
+    "versions",
+    "wanted_sections",
+]
