@@ -105,7 +105,27 @@ class SupernodeCore:
         return {i for i in self.map.roster.ids if d is None or not d.is_down(i)}
 
     def leader_of(self, r: int) -> Optional[str]:
+        """The leader of round ``r`` by the current decision."""
         return leader(self.map.roster.ids, self.alive(), r)
+
+    def suspected(self) -> Set[str]:
+        """Peers this node's own probes already call down (not yet decided by anyone)."""
+        return {p for p, t in self.trackers.items() if t.status == "down"}
+
+    def leaders_of(self, r: int) -> Set[str]:
+        """Who may lead round ``r``: the scheduled leader, and — when this node already sees
+        that one as down — the leader among the supernodes it does not suspect. Observers
+        that see the same failure pick the same stand-in, so a leader that died unnoticed
+        does not cost a round."""
+        leaders = set()
+        first = self.leader_of(r)
+        if first is not None:
+            leaders.add(first)
+            if first in self.suspected():
+                stand_in = leader(self.map.roster.ids, self.alive() - self.suspected(), r)
+                if stand_in is not None:
+                    leaders.add(stand_in)
+        return leaders
 
     # -- entry point -------------------------------------------------------------------------
     def handle(self, event: Event) -> List[Effect]:
@@ -255,12 +275,12 @@ class SupernodeCore:
             links={p: t.status for p, t in self.trackers.items()},
             props={p: t.props for p, t in self.trackers.items() if t.props is not None})
         self._update_report_rtt()
-        lead = self.leader_of(r)
-        if lead == me:
-            self._observations.setdefault(r, {})[me] = observation
-        elif lead is not None:
+        for lead in sorted(self.leaders_of(r)):
+            if lead == me:
+                self._observations.setdefault(r, {})[me] = observation
+                continue
             target = self.map.roster.by_id(lead)
-            if target is not None:
+            if target is not None and lead not in self.suspected():
                 self._out.append(Send(target.hostname, target.address, target.port,
                                       msg.Observations(round=r, voting=observation.voting,
                                                        links=dict(observation.links),
@@ -273,7 +293,7 @@ class SupernodeCore:
                 del self._observations[r]
                 self._decided.discard(r)
                 continue
-            if r in self._decided or self.leader_of(r) != me:
+            if r in self._decided or me not in self.leaders_of(r):
                 continue
             obs = self._observations[r]
             if me not in obs:
@@ -482,7 +502,7 @@ class SupernodeCore:
             self._out.append(Answer("ignored", f"observations for round {m.round} are out of "
                                     f"the window around round {self.round}"))
             return
-        if self.leader_of(m.round) != self.my_id:
+        if self.my_id not in self.leaders_of(m.round):
             self._out.append(Answer("ignored", f"not the leader of round {m.round}"))
             return
         self._observations.setdefault(m.round, {})[sender_id] = hl.Observation(
