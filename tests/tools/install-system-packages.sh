@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test suites need, when they are missing.
+#
+#   tests/tools/install-system-packages.sh           install what is missing (needs root)
+#   tests/tools/install-system-packages.sh --check   only report what is missing; exit 0
+#
+# `make setup` runs the first form as root (CI) and the second form otherwise.
+# `apt-get update` runs only when something actually has to be installed, so on a machine
+# that already has everything this is a few `test -e` checks and no network traffic.
+set -euo pipefail
+
+check_only=0
+if [[ "${1:-}" == "--check" ]]; then
+    check_only=1
+fi
+
+# One entry per line: "<file that proves the package is installed> <apt package>".
+REQUIRED=(
+    # PostgreSQL server binaries: the agent's metrics tests initdb a throw-away cluster.
+    "/usr/lib/postgresql/15/bin/initdb postgresql-15"
+    # Later additions (uncomment when the suites that need them land):
+    # lab hosts reached over real SSH, one sshd per network namespace:
+    # "/usr/sbin/sshd openssh-server"
+    # link cuts between lab hosts:
+    # "/usr/sbin/nft nftables"
+    # "/usr/bin/ping iputils-ping"
+    # browser tests of the status page:
+    # "/usr/bin/chromium chromium"
+)
+
+missing=()
+for entry in "${REQUIRED[@]}"; do
+    read -r path package <<<"${entry}"
+    if [[ ! -e "${path}" ]]; then
+        missing+=("${package}")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "system packages: all present"
+    exit 0
+fi
+
+if [[ ${check_only} -eq 1 || ${EUID} -ne 0 ]]; then
+    echo "system packages missing: ${missing[*]}"
+    echo "  install them as root with: tests/tools/install-system-packages.sh"
+    echo "  (tests that need them skip with a reason until then)"
+    exit 0
+fi
+
+echo "system packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
