@@ -60,7 +60,8 @@ def canonical_json(value: Any) -> str:
 
 def id_number(node_id: str) -> Optional[int]:
     """The integer value of a numeric id ("11" -> 11), or None for ids like "3.7"."""
-    return int(node_id) if node_id.isdigit() else None
+    # isascii: str.isdigit() is also true for digits int() refuses, such as "²".
+    return int(node_id) if node_id.isascii() and node_id.isdigit() else None
 
 
 def pair(a: str, b: str) -> Tuple[str, str]:
