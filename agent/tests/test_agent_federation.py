@@ -283,7 +283,8 @@ def test_kill_right_after_an_acknowledged_join_loses_nothing(fed: Federation) ->
     fed.nodes[joiner].admin.post("/v1/join", {"project": "CMIP5", "standby": True})
     wait_for(lambda: fed.status(joiner)["state"] == "joined", 15, "m4's join to be accepted")
     home = fed.status(joiner)["home"]
-    home_host = next(s["hostname"] for s in fed.status(joiner)["roster"] if s["id"] == home)
+    home_host = next(s["hostname"] for s in fed.status(joiner)["roster"]["supernodes"]
+                     if s["id"] == home)
     fed.kill(home_host, signal.SIGKILL)
     fed.start(home_host)
     member_id = fed.status(joiner)["member_id"]

@@ -23,6 +23,9 @@ class CoreConfig:
     member_down_after: int = 3
     #: Relative latency change that is worth republishing in the node's report.
     rtt_change: float = 0.3
+    #: Latency alone is republished at most once every this many rounds (reachability
+    #: changes go out at once): latency is information, not a decision input.
+    rtt_publish_rounds: int = 15
     #: Member side: how long to wait for a join/leave answer before trying the next supernode.
     reply_timeout_s: float = 5.0
     #: Member side: how long to wait before asking again after a "delayed" answer.
@@ -42,7 +45,7 @@ class CoreConfig:
         if self.skew_s < 0:
             problems.append(f"skew_s must not be negative, got {self.skew_s}")
         for name in ("down_after", "up_after", "member_down_after", "max_delays",
-                     "orphan_rounds"):
+                     "orphan_rounds", "rtt_publish_rounds"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if problems:

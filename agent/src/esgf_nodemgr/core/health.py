@@ -5,7 +5,7 @@ Two levels, each with its own rule:
 1. *Observer* (every supernode, about each peer it probes): a link goes ``down`` after
    ``down_after`` consecutive failed probes and comes back ``up`` after ``up_after``
    consecutive successes (hysteresis: one lost packet never flips it). The latency kept is
-   the last successful round trip.
+   smoothed over successful round trips.
 2. *Leader* (one per round, from the observations sent to it): a supernode is ``unreachable``
    only when no live, voting supernode reaches it — every voting observer that reported says
    its link to it is down, enough of them reported (a quorum), and its own observations did
@@ -28,6 +28,8 @@ PROPS_GOOD = "GOOD"
 PROPS_LAPSED = "LAPSED"
 PROPS_ISSUE = "ISSUE"
 PROPS_STATUS = (PROPS_GOOD, PROPS_LAPSED, PROPS_ISSUE)
+#: Weight of a new latency sample in the smoothed latency.
+RTT_GAIN = 0.25
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,10 @@ def observe(state: LinkState, rtt_ms: Optional[float], props: Optional[str], *,
     status = state.status
     if status in ("unverified", "init") or (status == "down" and successes >= up_after):
         status = "up"
-    return LinkState(status=status, misses=0, successes=successes, rtt_ms=rtt_ms,
+    # Smoothed latency (EWMA): one slow answer should not look like a slower link.
+    smoothed = rtt_ms if state.rtt_ms is None else (1 - RTT_GAIN) * state.rtt_ms + \
+        RTT_GAIN * rtt_ms
+    return LinkState(status=status, misses=0, successes=successes, rtt_ms=smoothed,
                      props=props or state.props)
 
 

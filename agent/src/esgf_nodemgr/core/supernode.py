@@ -48,6 +48,9 @@ from esgf_nodemgr.core.schedule import Schedule, leader
 
 #: How many past rounds of observations a leader keeps.
 KEEP_ROUNDS = 4
+#: Latency changes smaller than this (ms) are not republished: on a LAN or loopback the
+#: jitter alone would otherwise change the report, and so the map digest, every round.
+RTT_FLOOR_MS = 5.0
 
 
 def slice_digest(s: msg.Slice) -> str:
@@ -77,6 +80,7 @@ class SupernodeCore:
         self._decided: Set[int] = set()
         self._sync_sent: Dict[str, float] = {}
         self._slices_sent: Dict[str, str] = {}
+        self._rtt_published = -(1 << 30)
         self._out: List[Effect] = []
         self._persist: Dict[str, Any] = {}
         self._journal: List[str] = []
@@ -371,18 +375,22 @@ class SupernodeCore:
         rep = self.map.report(me)
         rtts: Dict[str, Optional[float]] = dict(rep.rtt_ms)
         changed = False
+        latency_due = self.round - self._rtt_published >= self.config.rtt_publish_rounds
         for peer, t in self.trackers.items():
             new = None if t.status == "down" else t.rtt_ms
-            old = rtts.get(peer)
-            if (old is None) != (new is None) or (
-                    old is not None and new is not None
-                    and abs(new - old) > self.config.rtt_change * max(old, 1.0)):
+            old = rtts.get(peer, -1.0) if peer in rtts else -1.0
+            if peer not in rtts or (old is None) != (new is None):
                 rtts[peer] = None if new is None else round(new, 1)
+                changed = True
+            elif (latency_due and old is not None and new is not None
+                    and abs(new - old) > max(self.config.rtt_change * old, RTT_FLOOR_MS)):
+                rtts[peer] = round(new, 1)
                 changed = True
         for gone in set(rtts) - set(self.trackers):
             del rtts[gone]
             changed = True
         if changed:
+            self._rtt_published = self.round
             self._set_own_report(replace(rep, version=rep.version + 1, rtt_ms=rtts))
 
     def _set_own_report(self, report: nm.Report) -> None:

@@ -110,7 +110,18 @@ Internal = Union[PropsReceived, RegistrationFetched, BundleSeen]
 
 
 def props_hash(doc: Dict[str, Any]) -> str:
-    return hashlib.sha256(nm.canonical_json(doc).encode()).hexdigest()[:16]
+    """Fingerprint of a node-props document, blind to *when* it was read or collected.
+
+    Peers refetch properties when this changes, so it must change only with content.
+    """
+    stable = dict(doc)
+    props = stable.get("properties")
+    if isinstance(props, dict):
+        stable["properties"] = {k: v for k, v in props.items() if k != "read_at"}
+    metrics = stable.get("metrics")
+    if isinstance(metrics, dict):
+        stable["metrics"] = {k: v for k, v in metrics.items() if k != "collected_at"}
+    return hashlib.sha256(nm.canonical_json(stable).encode()).hexdigest()[:16]
 
 
 class Agent:
@@ -412,9 +423,7 @@ class Agent:
         self._props = props
         doc = {"properties": props.to_dict(),
                "metrics": self._metrics.to_dict() if self._metrics else None}
-        # The hash ignores when the files were read, so peers refetch only on real change.
-        new_hash = props_hash({"p": {k: v for k, v in props.to_dict().items()
-                                     if k != "read_at"}, "m": doc["metrics"]})
+        new_hash = props_hash(doc)
         self._props_doc = doc
         if new_hash != self._props_hash:
             self._props_hash = new_hash

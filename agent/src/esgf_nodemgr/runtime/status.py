@@ -58,6 +58,7 @@ def supernode_status(core: SupernodeCore, now: float) -> Dict[str, Any]:
                 "entries": {k: e.version for k, e in m.entries.items()},
                 "capacity": m.roster.capacity},
         "synced": core.synced,
+        "roster": nm.roster_to_json(m.roster),
         "supernodes": sn_rows,
         "members": member_rows,
         "links": links,
@@ -80,7 +81,7 @@ def member_status(core: MemberCore, now: float) -> Dict[str, Any]:
         "round": sch.round_at(now) if sch else None,
         "round_s": core.config.round_s,
         "epoch": core.epoch.value,
-        "roster": [{"id": s.id, "hostname": s.hostname} for s in core.roster.supernodes],
+        "roster": nm.roster_to_json(core.roster),
         "roster_version": core.roster.version,
     })
     return st
