@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "agent" / "tests"))
@@ -49,7 +49,7 @@ def proc_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def sample(fed: Federation, seconds: float) -> Dict[str, Dict[str, float]]:
+def sample(fed: Federation, seconds: float) -> dict[str, dict[str, float]]:
     pids = {h: n.pid for h, n in fed.nodes.items() if n.pid}
     cpu0 = {h: proc_cpu_s(p) for h, p in pids.items()}
     t0 = time.monotonic()
@@ -59,7 +59,7 @@ def sample(fed: Federation, seconds: float) -> Dict[str, Dict[str, float]]:
                 "rss_mb": proc_rss_mb(p)} for h, p in pids.items()}
 
 
-def _client(args: Tuple[str, int, str, str, str, str, float]) -> int:
+def _client(args: tuple[str, int, str, str, str, str, float]) -> int:
     """One keep-alive mTLS connection issuing requests back to back (http.client: the
     client's own overhead must not be what is measured)."""
     host, port, path, ca, cert, key, seconds = args
@@ -78,7 +78,7 @@ def _client(args: Tuple[str, int, str, str, str, str, float]) -> int:
     return n
 
 
-def load(fed: Federation, target: str, clients: int, seconds: float) -> Dict[str, Any]:
+def load(fed: Federation, target: str, clients: int, seconds: float) -> dict[str, Any]:
     node = fed.nodes[target]
     files = fed.pki.node("sn2.test")
     path = "/esgf-nm/v1/probe?from=sn2.test&round=0"
@@ -96,7 +96,7 @@ def load(fed: Federation, target: str, clients: int, seconds: float) -> Dict[str
             "server_rss_mb": round(proc_rss_mb(pid), 1)}
 
 
-def detection(fed: Federation, victim: str, round_s: float) -> Dict[str, float]:
+def detection(fed: Federation, victim: str, round_s: float) -> dict[str, float]:
     survivors = [h for h in fed.supernodes() if h != victim]
     fed.kill(victim, signal.SIGKILL)
     t0 = time.monotonic()
@@ -125,7 +125,7 @@ def main() -> int:
     ap.add_argument("--round-s", type=float, default=2.0, help="default round length")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args()
-    results: Dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
                                "machine": {"cpus": os.cpu_count()}}
     with tempfile.TemporaryDirectory(prefix="esgf-nm-bench-") as tmp:
         fed = build_federation(Path(tmp), 5, 5, round_s=args.round_s)
@@ -150,7 +150,7 @@ def main() -> int:
                 "member_rss_mb_max": round(max(x["rss_mb"] for x in mem), 1),
             }
             results["load"] = [load(fed, "sn1.test", c, args.load_seconds) for c in (1, 2, 4)]
-            runs: List[Dict[str, float]] = [detection(fed, v, args.round_s)
+            runs: list[dict[str, float]] = [detection(fed, v, args.round_s)
                                             for v in ("sn3.test", "sn4.test", "sn2.test")]
             results["detection"] = {"runs": runs, "rounds_median": statistics.median(
                 r["rounds"] for r in runs), "rounds_max": max(r["rounds"] for r in runs)}
