@@ -258,7 +258,7 @@ class MemberCore:
             j.order.insert(j.index, redirect)
         elif redirect and redirect not in j.order and self.roster.by_hostname(redirect):
             j.order.insert(j.index, redirect)
-            j.attempts.append(Attempt(hostname=redirect))
+            self._attempt(redirect)  # its probe may have failed: one attempt per supernode
         self._ask(now)
 
     def _attempt(self, hostname: str) -> Attempt:
@@ -272,7 +272,7 @@ class MemberCore:
     def _on_reply(self, sender: str, r: msg.Reply, now: float) -> None:
         j = self.join
         if j.state not in (ASKING, LEAVING) or j.index >= len(j.order) or \
-                j.order[j.index] != sender:
+                j.order[j.index] != sender or r.of != ("leave" if j.state == LEAVING else "join"):
             return  # a late answer to an earlier question: the current one decides
         a = self._attempt(sender)
         a.answer, a.reason = r.answer, r.reason
@@ -409,6 +409,11 @@ class MemberCore:
             # The slice can overtake the join's answer: it proves the join was accepted.
             self.project, self.standby = self.join.project, self.join.standby
             self.join.state = JOINED
+            # The answer that follows is ignored (no longer asking): record it now, or the
+            # status would show the supernode that accepted as never having answered.
+            if self.join.index < len(self.join.order):
+                a = self._attempt(self.join.order[self.join.index])
+                a.answer, a.reason = ms.ACCEPT, "joined (its slice came before the answer)"
         self.joined = True
         self.last_heard = now
         self._persist = True

@@ -8,14 +8,16 @@ Laws (property-tested in ``tests/test_merge_laws.py``):
 - monotone:    no section of ``merge(a, b)`` has a lower version than in ``a`` or ``b``
 
 They hold because each section is merged by taking the maximum of a *total* order: its version
-first, then — only for two different values claiming the same version, which a correct writer
-never produces — the canonical JSON text. The timeline is merged by union and truncation to
+first, then the empty default of the section (below anything real), then — only for two
+different values claiming the same version, which a correct writer never produces — the
+canonical JSON text. The timeline is merged by union and truncation to
 the newest ``TIMELINE_LENGTH`` items, which is also a join (truncating the union of two
 truncated sets keeps the same newest items as truncating the union of the full sets).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
@@ -26,31 +28,39 @@ from esgf_nodemgr.core.parse import Reader
 T = TypeVar("T")
 
 
-def _pick(a: T, b: T, version: Callable[[T], Any], encode: Callable[[T], Any]) -> T:
+def _pick(a: T, b: T, version: Callable[[T], Any], encode: Callable[[T], Any],
+          bottom: Optional[T] = None) -> T:
     va, vb = version(a), version(b)
     if va != vb:
         return a if va > vb else b
     if a == b:
         return a
-    # Same version, different content: only a buggy or malicious writer does this; any total
+    # The empty default (what a partial map holds for a section it did not carry) is below
+    # every real value of the same version, or an absent section could erase real content.
+    if bottom is not None and a == bottom:
+        return b
+    if bottom is not None and b == bottom:
+        return a
+    # Same version, different content: only a buggy or restarted writer does this; any total
     # order keeps the merge a semilattice, so the canonical text decides.
     return a if nm.canonical_json(encode(a)) >= nm.canonical_json(encode(b)) else b
 
 
 def merge_roster(a: nm.Roster, b: nm.Roster) -> nm.Roster:
-    return _pick(a, b, lambda r: r.version, nm.roster_to_json)
+    return _pick(a, b, lambda r: r.version, nm.roster_to_json, nm.Roster())
 
 
 def merge_epoch(a: nm.Epoch, b: nm.Epoch) -> nm.Epoch:
-    return _pick(a, b, lambda e: e.version, nm.epoch_to_json)
+    return _pick(a, b, lambda e: e.version, nm.epoch_to_json, nm.Epoch())
 
 
 def merge_entry(a: nm.Entry, b: nm.Entry) -> nm.Entry:
-    return _pick(a, b, lambda e: e.version, nm.entry_to_json)
+    return _pick(a, b, lambda e: e.version, nm.entry_to_json, nm.Entry(supernode=a.supernode))
 
 
 def merge_report(a: nm.Report, b: nm.Report) -> nm.Report:
-    return _pick(a, b, lambda r: r.version, nm.report_to_json)
+    return _pick(a, b, lambda r: r.version, nm.report_to_json,
+                 nm.Report(supernode=a.supernode))
 
 
 def merge_decision(a: Optional[nm.Decision], b: Optional[nm.Decision]) -> Optional[nm.Decision]:
@@ -96,44 +106,60 @@ def merge(a: nm.NodeMap, b: nm.NodeMap) -> nm.NodeMap:
 # --------------------------------------------------------------------------------------------
 # Section-level access for anti-entropy and persistence
 # --------------------------------------------------------------------------------------------
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(nm.canonical_json(value).encode()).hexdigest()[:16]
+
+
 def versions(m: nm.NodeMap) -> Dict[str, Any]:
-    """``{section name: version}`` of every section of ``m`` (versions as JSON lists)."""
-    out: Dict[str, Any] = {"roster": [m.roster.version], "epoch": [m.epoch.version]}
-    for sid, e in m.entries.items():
-        out[f"entry/{sid}"] = [e.version]
-    for sid, r in m.reports.items():
-        out[f"report/{sid}"] = [r.version]
-    if m.decision is not None:
-        out["decision"] = [m.decision.round, m.decision.leader]
-    if m.timeline:
-        last = m.timeline[-1]
-        out["timeline"] = [last.round, last.leader, len(m.timeline)]
-    return out
+    """``{section name: [version…, fingerprint]}`` of every section of ``m``.
+
+    The version orders values of a section; the fingerprint (of the section's content) is only
+    compared for equality. It lets anti-entropy notice two *different* values at the same
+    version — which a correct writer never produces, but a node restarted from an empty store
+    or a timeline (a set merged by union) can — and exchange them, so that the merge's
+    tie-break brings both sides to the same value instead of leaving them apart forever.
+    """
+    values = nm.sections(m)
+    return {name: [*_version_key(name, value), _fingerprint(value)]
+            for name, value in values.items()}
+
+
+def _version_key(name: str, value: Mapping[str, Any]) -> Tuple[Any, ...]:
+    if name == "decision":
+        return (int(value["round"]), str(value["leader"]))
+    if name == "timeline":
+        items = value.get("items", [])
+        return (int(items[-1]["round"]), str(items[-1]["leader"])) if items else (-1, "")
+    return (int(value["version"]),)
+
+
+def _differs(name: str, mine: Any, theirs: Any) -> Tuple[bool, bool]:
+    """(send mine, fetch theirs) for one section given both ``versions`` entries."""
+    if theirs is None:
+        return True, False
+    mv, mf = tuple(mine[:-1]), mine[-1]
+    tv, tf = tuple(theirs[:-1]), theirs[-1]
+    if mf == tf:
+        return False, False
+    if name == "timeline" or mv == tv:
+        # A union (timeline) or a same-version conflict: both sides need both values.
+        return True, True
+    return mv > tv, tv > mv
 
 
 def newer_sections(m: nm.NodeMap, theirs: Mapping[str, Any]) -> Dict[str, Any]:
-    """Sections of ``m`` whose version is above (or unknown to) ``theirs``: what to send them."""
+    """Sections of ``m`` that ``theirs`` lacks or holds in an older (or conflicting) value."""
     mine = versions(m)
     all_sections = nm.sections(m)
-    out: Dict[str, Any] = {}
-    for name, version in mine.items():
-        other = theirs.get(name)
-        if other is None or _as_tuple(version) > _as_tuple(other) or (
-                name == "timeline" and version != other):
-            out[name] = all_sections[name]
-    return out
+    return {name: all_sections[name] for name, version in mine.items()
+            if _differs(name, version, theirs.get(name))[0]}
 
 
 def wanted_sections(m: nm.NodeMap, theirs: Mapping[str, Any]) -> List[str]:
-    """Names of sections that ``theirs`` holds in a newer version than ``m``: what to fetch."""
+    """Names of sections that ``theirs`` holds and ``m`` lacks, or holds older/conflicting."""
     mine = versions(m)
     return sorted(name for name, version in theirs.items()
-                  if name not in mine or _as_tuple(version) > _as_tuple(mine[name])
-                  or (name == "timeline" and version != mine.get(name)))
-
-
-def _as_tuple(v: Any) -> Tuple[Any, ...]:
-    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+                  if name not in mine or _differs(name, mine[name], version)[1])
 
 
 MAX_SECTION_NAME = 80

@@ -166,6 +166,12 @@ def _bounded(r: Reader, value: Any, path: str) -> Mapping[str, Any]:
     return obj
 
 
+#: The shape ``merge.versions`` gives each section: version parts, then a fingerprint.
+_VERSION_SHAPES: Dict[str, Tuple[type, ...]] = {"decision": (int, str, str),
+                                                "timeline": (int, str, str)}
+_DEFAULT_SHAPE: Tuple[type, ...] = (int, str)
+
+
 def parse_message(value: Any) -> Message:
     """Parse a message object; raise ``ProtocolError`` naming every problem."""
     r = Reader()
@@ -189,9 +195,13 @@ def parse_message(value: Any) -> Message:
         versions = _bounded(r, o.get("versions"), "$.versions")
         for k, v in versions.items():
             items = r.array(v, f"$.versions[{k!r}]")
-            if not 1 <= len(items) <= 3 or not all(
-                    isinstance(x, (int, str)) and not isinstance(x, bool) for x in items):
-                r.problem(f"$.versions[{k!r}]", "expected a list of 1 to 3 integers/strings")
+            # The shape ``merge.versions`` gives each section: versions are compared with ours,
+            # and an integer compared with a string would be our crash, not their error.
+            shape = _VERSION_SHAPES.get(k, _DEFAULT_SHAPE)
+            if len(items) != len(shape) or not all(
+                    isinstance(x, t) and not isinstance(x, bool) for x, t in zip(items, shape)):
+                r.problem(f"$.versions[{k!r}]", "expected [" + ", ".join(
+                    "integer" if t is int else "string" for t in shape) + "]")
         msg = Sync(versions=versions)
     elif kind == "sync_reply":
         r.keys(o, "$", ["kind", "sections", "want"])

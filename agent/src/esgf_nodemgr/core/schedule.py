@@ -36,7 +36,13 @@ class Schedule:
         """The round running at ``now`` (-1 before the epoch)."""
         if now < self.epoch:
             return -1
-        return math.floor((now - self.epoch) / self.round_s)
+        r = math.floor((now - self.epoch) / self.round_s)
+        # The division can land a hair off an exact boundary; ``start`` is the definition.
+        if self.start(r + 1) <= now:
+            return r + 1
+        if self.start(r) > now:
+            return r - 1
+        return r
 
     def start(self, r: int) -> float:
         return self.epoch + r * self.round_s
