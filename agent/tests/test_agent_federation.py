@@ -102,6 +102,11 @@ def test_cli_status_members_epoch_and_check(fed: Federation, capsys: Any) -> Non
     member_sock = fed.nodes["m1.test"].socket
     assert main(["join", "--socket", member_sock, "--project", "CMIP6", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["answer"]["status"] == "unchanged"
+    # The live map, as tables and as a file in the prototype's format.
+    assert main(["map", "show", "--socket", sock]) == 0
+    assert "sn3.test" in capsys.readouterr().out
+    assert main(["map", "get", "--socket", sock, "--legacy"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_supernodes"] == 3
     # An agent that is not there: exit code 3 and a message that says so.
     assert main(["status", "--socket", str(fed.root / "nowhere.sock")]) == 3
     assert "is the agent running" in capsys.readouterr().err

@@ -72,23 +72,36 @@ def register(subparsers: Any) -> None:
     jo.set_defaults(func=cmd_journal)
 
 
-def _client_args(p: argparse.ArgumentParser, json_flag: bool) -> None:
+def client_args(p: argparse.ArgumentParser, json_flag: bool) -> None:
+    """Options of every command that talks to the local agent."""
     p.add_argument("--socket", help="admin socket of the agent")
     p.add_argument("--config", help="agent configuration (to find the admin socket)")
+    p.add_argument("--timeout", type=float, default=15.0,
+                   help="seconds to wait for the agent's answer (default 15)")
     if json_flag:
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+_client_args = client_args
+
+
 def client_for(args: argparse.Namespace) -> AdminClient:
     """The admin client for the agent that ``args`` point at."""
+    timeout = max(0.1, float(getattr(args, "timeout", 15.0) or 15.0))
     if getattr(args, "socket", None):
-        return AdminClient(args.socket)
+        return AdminClient(args.socket, timeout=timeout)
     path = getattr(args, "config", None) or os.environ.get("ESGF_NM_CONFIG") or DEFAULT_CONFIG
     try:
         cfg = load_config(path)
     except ConfigError as exc:
         raise CommandError(f"cannot find the admin socket: {exc}", EXIT_UNAVAILABLE) from exc
-    return AdminClient(cfg.admin_socket)
+    return AdminClient(cfg.admin_socket, timeout=timeout)
+
+
+def call(args: argparse.Namespace, method: str, target: str, doc: Any = None
+         ) -> Dict[str, Any]:
+    """One admin request; agent unreachable -> exit 3, an error answer -> exit 1."""
+    return _call(args, method, target, doc)
 
 
 def _call(args: argparse.Namespace, method: str, target: str, doc: Any = None

@@ -267,7 +267,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    loaded = load_map(args.map)
+    if args.map is None:
+        # No file: the live map of the local agent.
+        from esgf_nodemgr.cli.agent_cmd import call
+
+        try:
+            loaded = Loaded(nm.map_from_json(call(args, "GET", "/v1/map")), "ours")
+        except MapFormatError as exc:
+            raise _invalid("the agent's map", exc) from exc
+    else:
+        loaded = load_map(args.map)
     m = loaded.map
     sns = view.supernodes(m)
     mems = view.members(m)
@@ -353,10 +362,23 @@ def register(subparsers: Any) -> None:
     p.add_argument("map", metavar="MAP", help="map file or -")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("show", help="supernodes and members of a map, as tables")
-    p.add_argument("map", metavar="MAP", help="map file (either format) or -")
+    p = sub.add_parser("show", help="supernodes and members of a map (default: the local "
+                                    "agent's), as tables")
+    p.add_argument("map", metavar="MAP", nargs="?",
+                   help="map file (either format) or -; omitted: the running agent's map")
     p.add_argument("--json", action="store_true", help="print the view as JSON")
+    from esgf_nodemgr.cli.agent_cmd import client_args
+
+    client_args(p, json_flag=False)
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("get", help="the live map of the local agent (over its admin socket)")
+    p.add_argument("--legacy", action="store_true", help="in the prototype's format")
+    p.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
+    from esgf_nodemgr.cli.agent_cmd import client_args
+
+    client_args(p, json_flag=True)
+    p.set_defaults(func=cmd_get)
 
     p = sub.add_parser("convert", help="convert a map between our format and the prototype's")
     p.add_argument("map", metavar="MAP", help="map file (either format) or -")
@@ -368,3 +390,16 @@ def register(subparsers: Any) -> None:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return EXIT_USAGE
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    """``esgf-nm map get``: the map the running agent holds (members: their roster only)."""
+    from esgf_nodemgr.cli.agent_cmd import call
+
+    doc = call(args, "GET", "/v1/map?format=legacy" if args.legacy else "/v1/map")
+    text = json.dumps(doc, indent=2, sort_keys=not args.legacy) + "\n"
+    if args.output:
+        atomic_write(args.output, text.encode("utf-8"), 0o644)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK

@@ -15,6 +15,9 @@ GET  /esgf-nm/registration.xml              public  ESGF registry file
 GET  /esgf-nm/node-props.json               public  this node's properties (+ metrics)
 GET  /esgf-nm/metrics.json                  public  this node's metrics
 GET  /esgf-nm/health-check-api              public  prototype: properties, flat
+GET  /esgf-nm/ (+ /esgf-nm/static/...)      public  the status page (``statuspage.py``)
+GET  /metrics                               config  Prometheus text (``prom.py``); public
+                                                    unless ``http.metrics_auth: node``
 GET|POST /esgf-nm/api?action=...            node    prototype actions (see ``_legacy_api``)
 /v1/... on the Unix socket                  admin   CLI and Ansible (see ``admin_routes``)
 =========================================  ======  ============================================
@@ -25,6 +28,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import math
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from esgf_nodemgr.core import messages as msgs
@@ -41,6 +45,7 @@ from esgf_nodemgr.core.events import (
 )
 from esgf_nodemgr.core.member import MemberCore
 from esgf_nodemgr.core.supernode import SupernodeCore
+from esgf_nodemgr.runtime import prom, statuspage
 from esgf_nodemgr.runtime.agent import Agent, Busy, install_roster_event
 from esgf_nodemgr.runtime.httpserver import HTTPError, Request, Response, Route, require_sender
 from esgf_nodemgr.runtime.status import map_json
@@ -79,16 +84,13 @@ def node_routes(agent: Agent) -> List[Route]:
     """Routes of the HTTPS server (node-to-node and public)."""
 
     def message(req: Request) -> Response:
-        doc = req.json()
-        if not isinstance(doc, dict) or set(doc) != {"sender", "message"}:
-            raise HTTPError(400, "expected an object with exactly the keys sender and message")
-        sender = require_sender(req, doc["sender"])
+        agent.telemetry.bytes_received(len(req.body))
         try:
-            parsed = msgs.parse_message(doc["message"])
-        except ProtocolError as exc:
-            raise HTTPError(400, f"bad message: {exc}") from exc
-        if isinstance(parsed, (msgs.Push, msgs.SyncReply)):
-            _check_sections(parsed.sections)
+            parsed, sender = _parse_message(req)
+        except HTTPError:
+            agent.telemetry.error("bad_request")
+            raise
+        agent.telemetry.message_received(parsed.kind)
         return _respond(_run(agent, Received(sender=sender, message=parsed,
                                              now=agent.clock())))
 
@@ -133,6 +135,10 @@ def node_routes(agent: Agent) -> List[Route]:
             raise HTTPError(401, "a client certificate from the federation CA is required")
         return Response.json(agent.props_bundle())
 
+    def prometheus(_req: Request) -> Response:
+        return Response(status=200, body=prom.render_agent(agent).encode("utf-8"),
+                        content_type=prom.CONTENT_TYPE)
+
     return [
         Route("POST", "/esgf-nm/v1/message", message, auth="node"),
         Route("GET", "/esgf-nm/v1/probe", probe, auth="node"),
@@ -144,7 +150,24 @@ def node_routes(agent: Agent) -> List[Route]:
         Route("GET", "/esgf-nm/health-check-api", health_check, auth="public"),
         Route("GET", "/esgf-nm/api", legacy_api, auth="node"),
         Route("POST", "/esgf-nm/api", legacy_api, auth="node"),
+        Route("GET", "/metrics", prometheus, auth=agent.cfg.metrics_auth),
+        *statuspage.routes(),
     ]
+
+
+def _parse_message(req: Request) -> Tuple[msgs.Message, str]:
+    """The message of ``POST /esgf-nm/v1/message`` and its proven sender, or ``HTTPError``."""
+    doc = req.json()
+    if not isinstance(doc, dict) or set(doc) != {"sender", "message"}:
+        raise HTTPError(400, "expected an object with exactly the keys sender and message")
+    sender = require_sender(req, doc["sender"])
+    try:
+        parsed = msgs.parse_message(doc["message"])
+    except ProtocolError as exc:
+        raise HTTPError(400, f"bad message: {exc}") from exc
+    if isinstance(parsed, (msgs.Push, msgs.SyncReply)):
+        _check_sections(parsed.sections)
+    return parsed, sender
 
 
 def _check_sections(sections: Any) -> None:
@@ -276,8 +299,15 @@ def admin_routes(agent: Agent) -> List[Route]:
             raise HTTPError(400, "force must be true or false")
         if not isinstance(agent.core, SupernodeCore):
             raise HTTPError(409, "only a supernode seeds the epoch")
-        return _respond(_run(agent, AdminSeedEpoch(value=float(value), now=agent.clock(),
-                                                   force=force)))
+        answer = _run(agent, AdminSeedEpoch(value=float(value), now=agent.clock(),
+                                             force=force))
+        epoch_value = answer.data.get("epoch")
+        if isinstance(epoch_value, (int, float)):
+            round_s = agent.cfg.core.round_s
+            data = dict(answer.data, round_s=round_s,
+                        round=max(-1, math.floor((agent.clock() - epoch_value) / round_s)))
+            answer = Answer(answer.status, answer.detail, data)
+        return _respond(answer)
 
     def journal(req: Request) -> Response:
         try:
