@@ -17,8 +17,8 @@ from esgf_nodemgr import __version__
 
 # Command modules, in the order their commands appear in --help.
 COMMAND_MODULES: List[str] = [
+    "esgf_nodemgr.cli.agent_cmd",
     "esgf_nodemgr.cli.map_cmd",
-    "esgf_nodemgr.cli.sim_cmd",
 ]
 
 EXIT_OK = 0
