@@ -18,14 +18,14 @@ fi
 REQUIRED=(
     # PostgreSQL server binaries: the agent's metrics tests initdb a throw-away cluster.
     "/usr/lib/postgresql/15/bin/initdb postgresql-15"
-    # Later additions (uncomment when the suites that need them land):
-    # lab hosts reached over real SSH, one sshd per network namespace:
-    # "/usr/sbin/sshd openssh-server"
-    # link cuts between lab hosts:
-    # "/usr/sbin/nft nftables"
-    # "/usr/bin/ping iputils-ping"
-    # browser tests of the status page:
-    # "/usr/bin/chromium chromium"
+    # Browser tests of the status page (headless, driven by Playwright for Python; never
+    # `playwright install`: Debian's chromium is the browser).
+    "/usr/bin/chromium chromium"
+    # The multi-host lab (tests/lab): one sshd per lab host (network namespace),
+    # link cuts between lab hosts with nftables, reachability checks with ping.
+    "/usr/sbin/sshd openssh-server"
+    "/usr/sbin/nft nftables"
+    "/usr/bin/ping iputils-ping"
 )
 
 missing=()

@@ -49,6 +49,7 @@ from esgf_nodemgr.core.supernode import SupernodeCore
 from esgf_nodemgr.runtime import esgf_files, registration
 from esgf_nodemgr.runtime.config import AgentConfig
 from esgf_nodemgr.runtime.metrics_pg import MetricsCollector, MetricsSnapshot, PgSettings
+from esgf_nodemgr.runtime.prom import Telemetry
 from esgf_nodemgr.runtime.status import build_status
 from esgf_nodemgr.runtime.transport import Transport, TransportError
 from esgf_nodemgr.store.db import JournalEntry, Store, StoreError
@@ -163,6 +164,8 @@ class Agent:
         self._collector: Optional[MetricsCollector] = None
         self.counters: Dict[str, int] = {"events": 0, "rounds_overrun": 0, "errors": 0,
                                          "refused": 0}
+        #: Counters and probe histograms for ``/metrics`` (updated by workers and handlers).
+        self.telemetry = Telemetry()
         self.started_at = clock()
         self.servers: List[Any] = []
         self._refresh_properties(self.clock())
@@ -258,6 +261,7 @@ class Agent:
                 now = self.clock()
                 if now >= next_tick:
                     self._process(_Item(Tick(now)))
+                    self.telemetry.note_tick(self.core, now)
                     self._periodic(now)
                     next_tick += tick_s
                     if next_tick < now - tick_s:
@@ -334,9 +338,11 @@ class Agent:
             answer = self.transport.probe(eff.address, eff.port, eff.round, eff.timeout_s)
         except TransportError as exc:
             logger.debug("probe of %s failed: %s", eff.target, exc)
+            self.telemetry.probe_failed(eff.target)
             self._submit_quiet(ProbeDone(target=eff.target, round=eff.round, rtt_ms=None,
                                          now=self.clock()))
             return
+        self.telemetry.probe_ok(eff.target, answer.rtt_ms / 1000.0)
         self._submit_quiet(ProbeDone(target=eff.target, round=eff.round, rtt_ms=answer.rtt_ms,
                                      props=answer.props, digest=answer.digest,
                                      now=self.clock()))
@@ -377,6 +383,7 @@ class Agent:
         try:
             self.submit(event, wait=False)
         except Busy:
+            self.telemetry.error("events_dropped")
             logger.warning("event queue full; dropped %s", type(event).__name__)
 
     # -- agent-level (non-protocol) state ------------------------------------------------------

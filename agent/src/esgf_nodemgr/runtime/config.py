@@ -33,7 +33,8 @@ Example (all keys; only ``node.hostname``, ``node.role`` and ``tls`` are require
       interval_s: 240
       db: {host: /var/run/postgresql, port: 5432, dbname: esgcet, user: dbsuper,
            password_file: null}
-    http: {max_body: 1048576, max_connections: 64, workers: 16}
+    http: {max_body: 1048576, max_connections: 64, workers: 16,
+           metrics_auth: public}        # /metrics: public | node (client certificate needed)
     logging: {level: INFO}
 """
 
@@ -101,6 +102,9 @@ class AgentConfig:
     tick_s: float
     source: Optional[str] = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Who may read ``/metrics``: ``public`` (scrapers without a client certificate) or
+    #: ``node`` (a certificate from the federation CA).
+    metrics_auth: str = "public"
 
     @property
     def db_path(self) -> str:
@@ -117,7 +121,7 @@ _SECTIONS: Dict[str, Tuple[str, ...]] = {
               "esgf_properties", "config_type"),
     "properties": ("refresh_s", "max_age_s"),
     "metrics": ("enabled", "interval_s", "db"),
-    "http": ("max_body", "max_connections", "workers"),
+    "http": ("max_body", "max_connections", "workers", "metrics_auth"),
     "logging": ("level",),
 }
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -244,6 +248,8 @@ def parse_config(doc: Any, source: Optional[str] = None) -> AgentConfig:
         max_body=_count(r, http, "http", "max_body", 1 << 20, 64 << 20),
         max_connections=_count(r, http, "http", "max_connections", 64, 10_000),
         workers=_count(r, http, "http", "workers", 16, 256),
+        metrics_auth=r.choice(http.get("metrics_auth", "public"), "http.metrics_auth",
+                              ("public", "node")),
         log_level=level, tick_s=tick_s, source=source,
     )
     if r.problems or core is None:

@@ -59,6 +59,7 @@ class Transport:
         self._shared: Optional[requests.Session] = None
         self.counters: Dict[str, int] = {"sent": 0, "send_failed": 0, "probes": 0,
                                          "probe_failed": 0, "bytes_sent": 0}
+        self._sent_kinds: Dict[str, int] = {}
         self._lock = threading.Lock()
 
     def _session(self) -> requests.Session:
@@ -84,6 +85,11 @@ class Transport:
         with self._lock:
             self.counters[key] = self.counters.get(key, 0) + n
 
+    def sent_by_kind(self) -> Dict[str, int]:
+        """Messages delivered so far, by message kind (for ``/metrics``)."""
+        with self._lock:
+            return dict(self._sent_kinds)
+
     def url(self, address: str, port: int, path: str) -> str:
         host = f"[{address}]" if ":" in address else address
         return f"{self._scheme}://{host}:{port}{path}"
@@ -104,6 +110,8 @@ class Transport:
                 continue
             self._count("sent")
             self._count("bytes_sent", len(body))
+            with self._lock:
+                self._sent_kinds[message.kind] = self._sent_kinds.get(message.kind, 0) + 1
             answer = _json_answer(resp)
             if resp.status_code >= 400:
                 raise TransportError(f"{url}: HTTP {resp.status_code}: "
