@@ -19,6 +19,7 @@ from esgf_nodemgr import __version__
 COMMAND_MODULES: List[str] = [
     "esgf_nodemgr.cli.agent_cmd",
     "esgf_nodemgr.cli.map_cmd",
+    "esgf_nodemgr.cli.sim_cmd",
 ]
 
 EXIT_OK = 0

@@ -70,6 +70,12 @@ class SupernodeCore:
         #: joins are answered "delayed" so that an entry we lost is not overwritten.
         self.synced = synced or bool(nodemap.entry(self.my_id or "").version)
         self._digest: Optional[str] = None
+        #: Per-section encodings reused across map versions (digest, anti-entropy versions).
+        self._sections = mg.SectionCache()
+        #: The derived view of ``self.map`` (claims, member views by hostname, members this
+        #: node serves), computed once per map value: it is read on every probe answer.
+        self._view_cache: Optional[Tuple[nm.NodeMap, Dict[str, Tuple[str, nm.Member]],
+                                         Dict[str, vw.MemberView], List[nm.Member]]] = None
         self.round = -1
         self.reported_round = -1
         self._pending: Dict[str, Optional[Tuple[Optional[float], Optional[str]]]] = {}
@@ -92,10 +98,21 @@ class SupernodeCore:
         sn = self.map.roster.by_hostname(self.hostname)
         return sn.id if sn else None
 
+    def _view(self) -> Tuple[nm.NodeMap, Dict[str, Tuple[str, nm.Member]],
+                             Dict[str, vw.MemberView], List[nm.Member]]:
+        cache = self._view_cache
+        if cache is None or cache[0] is not self.map:
+            claims = vw.member_claims(self.map)
+            views = {v.hostname: v for v in vw.members(self.map)}
+            me = self.my_id
+            served = [claims[h][1] for h, v in views.items() if v.server == me]
+            cache = self._view_cache = (self.map, claims, views, served)
+        return cache
+
     @property
     def digest(self) -> str:
         if self._digest is None:
-            self._digest = nm.digest(self.map)
+            self._digest = self._sections.digest(self.map)
         return self._digest
 
     def schedule(self) -> Optional[Schedule]:
@@ -186,7 +203,7 @@ class SupernodeCore:
             return
         # A member that joined elsewhere after we accepted it (our answer was lost): drop our
         # stale copy so that it is held once.
-        claims = vw.member_claims(self.map)
+        claims = self._view()[1]
         own = self.map.entry(me)
         stale = [m for m in own.members if claims.get(m.hostname, (me,))[0] != me]
         if stale:
@@ -235,9 +252,7 @@ class SupernodeCore:
                                    self.config.probe_timeout_s))
 
     def _served_nodes(self) -> List[nm.Member]:
-        me = self.my_id
-        claims = vw.member_claims(self.map)
-        return [claims[v.hostname][1] for v in vw.members(self.map) if v.server == me]
+        return list(self._view()[3])
 
     def _on_probe_done(self, ev: ProbeDone) -> None:
         peer = self.map.roster.by_hostname(ev.target)
@@ -401,8 +416,7 @@ class SupernodeCore:
 
     def _slice_for(self, member: nm.Member) -> msg.Slice:
         me = self.my_id
-        claims = vw.member_claims(self.map)
-        views = {v.hostname: v for v in vw.members(self.map)}
+        _, claims, views, _ = self._view()
         v = views.get(member.hostname)
         serve: List[msg.ServedNode] = []
         d = self.map.decision
@@ -431,7 +445,7 @@ class SupernodeCore:
                 self._out.append(Send(member.hostname, member.address, member.port, s))
 
     def _check_slice(self, hostname: str, their_digest: str) -> None:
-        claims = vw.member_claims(self.map)
+        claims = self._view()[1]
         if hostname not in claims:
             return
         s = self._slice_for(claims[hostname][1])
@@ -464,16 +478,18 @@ class SupernodeCore:
         elif isinstance(m, msg.Sync):
             self.stats["syncs"] += 1
             self._out.append(Send(sender_sn.hostname, sender_sn.address, sender_sn.port,
-                                  msg.SyncReply(sections=mg.newer_sections(self.map, m.versions),
-                                                want=tuple(mg.wanted_sections(self.map,
-                                                                              m.versions)))))
+                                  msg.SyncReply(sections=mg.newer_sections(self.map, m.versions,
+                                                                             self._sections),
+                                                want=tuple(mg.wanted_sections(
+                                                    self.map, m.versions, self._sections)))))
             self._out.append(Answer("ok", "sync answered"))
         elif isinstance(m, msg.SyncReply):
             self._sync_sent.pop(sender_sn.id, None)
             self._on_sections(m.sections, f"sync with {ev.sender}")
             self.synced = True
             if m.want:
-                wanted = {k: v for k, v in nm.sections(self.map).items() if k in m.want}
+                wanted = {k: v for k, v in self._sections.sections(self.map).items()
+                          if k in m.want}
                 if wanted:
                     self._out.append(Send(sender_sn.hostname, sender_sn.address, sender_sn.port,
                                           msg.Push(sections=wanted)))
@@ -503,7 +519,7 @@ class SupernodeCore:
             return
         self._sync_sent[peer.id] = now
         self._out.append(Send(peer.hostname, peer.address, peer.port,
-                              msg.Sync(versions=mg.versions(self.map))))
+                              msg.Sync(versions=self._sections.versions(self.map))))
 
     def _on_observations(self, sender_id: str, m: msg.Observations, now: float) -> None:
         if m.round < self.round - KEEP_ROUNDS or m.round > self.round + 2:
@@ -552,7 +568,7 @@ class SupernodeCore:
             answer, entry = ms.Answer(ms.DENY, "not a supernode (any more)"), None
         else:
             answer, entry = ms.decide_leave(self.map, me, sender)
-        claims = vw.member_claims(self.map)
+        claims = self._view()[1]
         member = claims.get(sender, (None, None))[1]
         if entry is not None:
             self.stats["leaves"] += 1

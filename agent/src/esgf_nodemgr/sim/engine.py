@@ -46,9 +46,10 @@ class Network:
     default_rtt_ms: Tuple[float, float] = (20.0, 250.0)
     cut: Set[FrozenSet[str]] = field(default_factory=set)
     groups: Optional[List[Set[str]]] = None
-    #: Stats: messages and bytes sent per node.
+    #: Stats: messages and bytes sent per node, and bytes per message kind.
     sent_messages: Dict[str, int] = field(default_factory=dict)
     sent_bytes: Dict[str, int] = field(default_factory=dict)
+    bytes_by_kind: Dict[str, int] = field(default_factory=dict)
 
     def rtt(self, a: str, b: str) -> float:
         key = frozenset((a, b))
@@ -80,9 +81,29 @@ class Network:
             return None
         return self.rtt(a, b) / 2000.0
 
-    def count(self, sender: str, size: int) -> None:
+    def count(self, sender: str, size: int, kind: str = "probe") -> None:
         self.sent_messages[sender] = self.sent_messages.get(sender, 0) + 1
         self.sent_bytes[sender] = self.sent_bytes.get(sender, 0) + size
+        self.bytes_by_kind[kind] = self.bytes_by_kind.get(kind, 0) + size
+
+    def total_bytes(self) -> int:
+        return sum(self.sent_bytes.values())
+
+    # -- faults (the scenario runner drives these) --------------------------------------------
+    def partition(self, groups: List[Set[str]]) -> None:
+        """Split the network: nodes in different groups cannot reach each other."""
+        self.groups = [set(g) for g in groups]
+
+    def cut_link(self, a: str, b: str) -> None:
+        self.cut.add(frozenset((a, b)))
+
+    def restore_link(self, a: str, b: str) -> None:
+        self.cut.discard(frozenset((a, b)))
+
+    def heal(self) -> None:
+        """Remove every partition and cut link (loss stays)."""
+        self.groups = None
+        self.cut = set()
 
 
 @dataclass
@@ -173,7 +194,7 @@ class Simulator:
 
     def _send(self, node: SimNode, eff: Send) -> None:
         payload = json.dumps(msgs.message_to_json(eff.message), separators=(",", ":"))
-        self.net.count(node.hostname, len(payload))
+        self.net.count(node.hostname, len(payload), eff.message.kind)
         delay = self.net.one_way(node.hostname, eff.to)
         if delay is None or eff.to not in self.nodes:
             return
@@ -238,7 +259,23 @@ class Simulator:
 
     # -- faults ------------------------------------------------------------------------------
     def crash(self, hostname: str) -> None:
+        """SIGKILL: the node stops at once; what it persisted stays, the rest is lost."""
         self.nodes[hostname].alive = False
+
+    def tamper(self, hostname: str, new_map: nm.NodeMap) -> None:
+        """Test hook: make a supernode hold (and persist) ``new_map`` as if its core had
+        written it, so that tests can check that the invariant checker notices bad state."""
+        node = self.nodes[hostname]
+        core = node.core
+        if not isinstance(core, SupernodeCore):
+            raise TypeError(f"{hostname} is not a supernode")
+        changed = mg.changed_sections(core.map, new_map)
+        core.map = new_map
+        core._digest = None
+        effects: List[Effect] = [Persist(sections=changed, journal=("tampered by a test",))]
+        for obs in self.observers:
+            obs(self, hostname, effects)
+        self.execute(node, effects)
 
     def restart(self, hostname: str) -> None:
         """Restart from what the node persisted (volatile state is lost)."""
