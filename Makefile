@@ -32,15 +32,18 @@ pytest_allow_empty = rc=0; $(1) || rc=$$?; \
 	elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 .PHONY: help setup system-packages lint ruff mypy vermin yamllint ansible-lint \
-	sanity test test-agent test-agent39 test-repo bench demo build clean distclean
+	sanity test test-agent test-agent39 test-repo bench demo demo-stop build clean distclean
 
 help:
 	@echo "make setup      create .venv (Python 3.11) with requirements-dev.txt and the agent"
 	@echo "make lint       ruff, mypy (strict), vermin (3.9), yamllint, ansible-lint"
 	@echo "make sanity     ansible-test sanity on what the collection build ships"
-	@echo "make test       lint, agent tests (3.11 and 3.9), sanity, repository tests"
+	@echo "make test       lint, agent tests (3.11 and 3.9), sanity, repository tests (playbooks, lab self-tests)"
+	@echo "make test-lab   Molecule scenarios and failure drills on the lab (root; docs/lab.md)"
+	@echo "make molecule   the Molecule scenarios only (molecule/default, molecule/federation)"
 	@echo "make bench      benchmarks (bench/run.py)"
-	@echo "make demo       local federation demo (scripts/demo.sh)"
+	@echo "make demo       local federation demo (scripts/demo.sh): bootstrap inventories/local, show status"
+	@echo "make demo-stop  stop the local federation demo (scripts/demo-stop.sh)"
 	@echo "make build      build the collection tarball into build/"
 	@echo "make clean      remove build outputs and caches; distclean also removes the venvs"
 
@@ -153,13 +156,53 @@ $(STAMP39): requirements-py39.txt agent/pyproject.toml
 	$(VENV39)/bin/python -m pip install --quiet -r requirements-py39.txt -e agent
 	@touch $@
 
-# Repository-level tests (tools, end-to-end, later the lab). May legitimately be empty.
+# Repository-level tests (tools, end-to-end, the lab's self-tests). May legitimately be empty.
 # PYTHONPATH=collection makes `ansible_collections.esgf.nodemgr` importable from the checkout.
+# The failure drills run in test-lab (once, timed with the Molecule scenarios).
 test-repo: setup
 	$(call header,pytest tests/ (repository-level tests))
 	@if find tests -name 'test_*.py' -not -path 'tests/output/*' | grep -q .; then \
-		$(call pytest_allow_empty,PYTHONPATH="$(CURDIR)/collection" $(WITH_VENV) $(BIN)/pytest -q -p no:cacheprovider tests); \
+		$(call pytest_allow_empty,PYTHONPATH="$(CURDIR)/collection" $(WITH_VENV) $(BIN)/pytest -q -p no:cacheprovider tests --ignore=tests/test_drills.py); \
 	else echo "(no repository-level tests yet)"; fi
+
+# --------------------------------------------------------------------------- the lab
+# Real hosts on this machine (tests/lab: namespaces + sshd), managed over SSH: the Molecule
+# scenarios (delegated driver; create/destroy start and tear down a lab) and the failure drills
+# (tests/test_drills.py). Needs root; otherwise skipped with the lab's reason. Wall times go to
+# bench/results/lab-suite-latest.json (target: the whole lab suite <= 15 minutes).
+.PHONY: molecule test-lab
+MOLECULE_SCENARIOS := default federation
+LAB_SUITE_JSON := bench/results/lab-suite-latest.json
+
+# Prints why the lab cannot run here (empty when it can).
+lab_skip_reason = $(shell if [ "$$(id -u)" -ne 0 ]; then echo "not root (the lab needs network namespaces and sshd)"; \
+	elif ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then echo "sshd missing (make setup installs openssh-server)"; fi)
+
+molecule: setup $(COLLECTION_LINK)
+	$(call header,molecule test: $(MOLECULE_SCENARIOS) (on the lab))
+	@reason="$(lab_skip_reason)"; if [ -n "$$reason" ]; then echo "SKIPPED: lab unavailable: $$reason"; exit 0; fi; \
+	for s in $(MOLECULE_SCENARIOS); do \
+		t0=$$(date +%s); \
+		$(WITH_VENV) timeout 1200 molecule test -s $$s; \
+		echo "molecule $$s: $$(( $$(date +%s) - t0 )) s"; \
+	done
+
+test-lab: setup $(COLLECTION_LINK)
+	$(call header,the lab: Molecule scenarios and failure drills)
+	@reason="$(lab_skip_reason)"; if [ -n "$$reason" ]; then echo "SKIPPED: lab unavailable: $$reason"; exit 0; fi; \
+	t0=$$(date +%s); times=""; \
+	for s in $(MOLECULE_SCENARIOS); do \
+		ts=$$(date +%s); \
+		$(WITH_VENV) timeout 1200 molecule test -s $$s; \
+		times="$$times\"molecule_$$s\": $$(( $$(date +%s) - ts )), "; \
+	done; \
+	td=$$(date +%s); \
+	PYTHONPATH="$(CURDIR)/collection" $(WITH_VENV) timeout 2400 $(BIN)/pytest -q -p no:cacheprovider -m lab tests/test_drills.py; \
+	t1=$$(date +%s); \
+	mkdir -p $(dir $(LAB_SUITE_JSON)); \
+	printf '{"what": "wall time of make test-lab (Molecule scenarios + failure drills)", "recorded_at": "%s", "seconds": {%s"drills": %d, "total": %d}, "target_s": 900, "load_average_1m": %s}\n' \
+		"$$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$times" $$(( t1 - td )) $$(( t1 - t0 )) "$$(cut -d' ' -f1 /proc/loadavg)" > $(LAB_SUITE_JSON); \
+	echo "the lab suite took $$(( t1 - t0 )) s (target 900 s): $(LAB_SUITE_JSON)"
 
 # --------------------------------------------------------------------------- run
 
@@ -168,9 +211,14 @@ bench: setup
 	@if [ -f bench/run.py ]; then $(PY) bench/run.py; \
 	else echo "no benchmarks exist yet (bench/run.py is missing)"; fi
 
+# A federation of agents on this machine (inventories/local), bootstrapped by the playbooks.
 demo: setup
 	$(call header,local federation demo)
 	$(WITH_VENV) bash scripts/demo.sh
+
+demo-stop:
+	$(call header,stop the local federation demo)
+	$(WITH_VENV) bash scripts/demo-stop.sh
 
 build: setup
 	$(call header,ansible-galaxy collection build)
