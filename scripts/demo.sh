@@ -31,6 +31,7 @@ i=0
 for sn in $supernodes; do
   port=$((ESGF_NM_LOCAL_PORT_BASE + i))
   echo "$sn:"
+  echo "  https://127.0.0.1:$port/esgf-nm/                  (status page)"
   echo "  https://127.0.0.1:$port/esgf-nm/registration.xml"
   echo "  https://127.0.0.1:$port/esgf-nm/v1/status"
   i=$((i + 1))
