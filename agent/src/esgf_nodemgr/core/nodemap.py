@@ -24,6 +24,7 @@ its JSON path) and the canonical encoding used for digests. It performs no IO.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
@@ -69,8 +70,12 @@ def pair(a: str, b: str) -> Tuple[str, str]:
     return (a, b) if id_sort_key(a) <= id_sort_key(b) else (b, a)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def id_sort_key(node_id: str) -> Tuple[int, str]:
-    """Sort numeric ids numerically ("2" before "11"), anything else after, by text."""
+    """Sort numeric ids numerically ("2" before "11"), anything else after, by text.
+
+    Memoized (a pure function of a short string): encoding a report sorts its peers with it,
+    millions of times in a 50-supernode simulation."""
     number = id_number(node_id)
     return (number, "") if number is not None else (1 << 62, node_id)
 
