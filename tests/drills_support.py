@@ -286,4 +286,3 @@ def simulate_crash(round_s: float, skew_s: float, supernodes: int = 3, members: 
     if proc.stdout.strip().startswith("{"):
         return {"command": "esgf-nm " + " ".join(args) + "  (sim module called directly: not in the CLI yet)", **json.loads(proc.stdout)}
     return {"error": f"simulator unavailable (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"}
-

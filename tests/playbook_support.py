@@ -53,7 +53,7 @@ def missing_prerequisites() -> str | None:
 def free_port_base(span: int = PORT_SPAN) -> int:
     """A base port such that ``span`` consecutive ports are free on 127.0.0.1."""
     rng = random.Random()
-    for _ in range(200):
+    for _attempt in range(200):
         base = rng.randrange(20000, 60000 - span)
         try:
             for port in range(base, base + span):

@@ -350,7 +350,7 @@ def test_drill2_cut_link_no_flapping(fed: LabFederation) -> None:
     shown_down: dict[str, float] = {}
     flaps: list[str] = []
     rounds = 15
-    for _ in range(rounds):
+    for _sample in range(rounds):
         views = fed.statuses(fed.supernodes)
         now = round(time.monotonic() - t0, 2)
         health = {sn: health_of(v) for sn, v in views.items()}
@@ -394,7 +394,7 @@ def test_drill3_isolated_supernode(fed: LabFederation) -> None:
 
     wait_for(declared_and_adopted, CONVERGE_S, f"{survivors} to declare {victim} down and adopt {home_members}", interval=0.3)
     result["declared_down_and_adopted_s"] = round(time.monotonic() - t0, 2)
-    for _ in range(5):  # a few more rounds of the isolated node's own view
+    for _sample in range(5):  # a few more rounds of the isolated node's own view
         own_views.append(health_of(fed.cli_status(victim)))
         time.sleep(ROUND_S)
     accused = sorted({h for v in own_views for h, s in v.items() if h != victim and s in DOWN})
