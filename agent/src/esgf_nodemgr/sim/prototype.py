@@ -22,7 +22,8 @@ protocol, so that one run can compare both.
 Modelling choices, all in the prototype's favour: the epoch reaches every supernode (the real
 ``sn_init`` could be lost); a push happens only when health or membership changed (not when
 only link speeds did); a member whose join got no map back asks again after 30 s (the
-prototype never retried); probe bodies count as small as ours.
+prototype never retried); probe bodies count as small as ours; a link between two supernodes
+that both failed the leader's probe counts as down (otherwise concurrent crashes go unseen).
 """
 
 from __future__ import annotations
@@ -346,6 +347,17 @@ class PrototypeRun:
         assert pm is not None
         links = dict(pm.links)
         links.update(node.cycle_links)
+        # Charitable reading: a link between two supernodes that both failed the leader's own
+        # probe this cycle counts as down (nobody could check it). Read literally, it would
+        # keep its old "up" and two concurrent crashes would never be detected.
+        me = self.ids[node.hostname]
+        silent = [b if a == me else a for (a, b), (st, _sp) in node.cycle_links.items()
+                  if me in (a, b) and st == "down"]
+        for i, a in enumerate(silent):
+            for b in silent[i + 1:]:
+                key = _pair(a, b)
+                if key not in node.cycle_links:
+                    links[key] = ("down", None)
         health = dict(pm.health)
         newly_down, back = [], []
         for sid, _h in pm.supernodes:
