@@ -3,8 +3,11 @@
 """Detached processes with a pidfile, for hosts without systemd (``agent_service``).
 
 Linux only (``/proc``). A process counts as "ours" only when ``/proc/<pid>/cmdline`` matches
-the command we run, so a stale pidfile whose pid was reused by another program is never
-signalled.
+the command we run (the whole argv: program, options and the config path) and it lives in our
+own mount and network namespaces. So a stale pidfile whose pid was reused by another program is
+never signalled, and a process of another host sharing this machine's PID namespace (containers
+or lab hosts with their own network and mount namespaces; the PID namespace shared) is never
+adopted, signalled or taken for ours, even when its command line is the same as ours.
 """
 
 from __future__ import annotations
@@ -72,22 +75,64 @@ def cmdline_matches(cmdline, command):
     return len(cmdline) - n in (1, 2) and cmdline[-n:] == command
 
 
+#: The namespaces a process must share with us to count as ours: its files (the config, the
+#: pidfile, the sockets it serves) and its addresses are where it looks for them.
+NAMESPACES = ("mnt", "net")
+
+
+def proc_namespaces(pid, proc="/proc"):
+    """``{kind: "net:[4026531840]", ...}`` for ``NAMESPACES`` of ``pid`` (or ``"self"``).
+
+    Raises ``OSError`` when one cannot be read: the process is gone, or another user's and we may
+    not look (``EACCES``: reading ``/proc/<pid>/ns/*`` needs ptrace read access).
+    """
+    return dict((kind, os.readlink(os.path.join(proc, str(pid), "ns", kind))) for kind in NAMESPACES)
+
+
+def same_namespaces(pid, proc="/proc"):
+    """Whether ``pid`` lives in our own mount and network namespaces.
+
+    True, False, or None when that cannot be known: its namespaces are unreadable (another
+    user's process and we are not root), or the kernel has no namespaces at all (no
+    ``/proc/self/ns``: then every process shares the one there is, and this returns True).
+    """
+    try:
+        own = proc_namespaces("self", proc)
+    except OSError:
+        return True
+    try:
+        theirs = proc_namespaces(pid, proc)
+    except OSError:
+        return None
+    return theirs == own
+
+
 def find_process(command, proc="/proc"):
-    """Pids of live processes whose command line matches ``command`` (lowest first)."""
+    """Pids of live processes running ``command`` in our namespaces (lowest first).
+
+    Only these may be adopted: a process whose namespaces differ from ours, or cannot be read,
+    is another host's (or unknown) even when its command line is ours.
+    """
     found = []
     try:
         names = os.listdir(proc)
     except OSError:
         return found
     for name in names:
-        if name.isdigit() and cmdline_matches(proc_cmdline(int(name), proc), command):
+        if (name.isdigit() and cmdline_matches(proc_cmdline(int(name), proc), command)
+                and same_namespaces(int(name), proc) is True):
             found.append(int(name))
     return sorted(found)
 
 
 def alive(pid, command):
-    """Whether ``pid`` is a live process running ``command``."""
-    return pid is not None and cmdline_matches(proc_cmdline(pid), command)
+    """Whether ``pid`` is a live process running ``command`` that is not another host's.
+
+    A process in other mount or network namespaces is not ours (a pid from our pidfile reused by
+    another host's agent). When its namespaces cannot be read the pidfile, our own record, is
+    trusted as before (a stop may then fail with EPERM, which is reported).
+    """
+    return pid is not None and cmdline_matches(proc_cmdline(pid), command) and same_namespaces(pid) is not False
 
 
 def write_pidfile(module, path, pid):
