@@ -8,8 +8,9 @@ Two levels, each with its own rule:
    smoothed over successful round trips.
 2. *Leader* (one per round, from the observations sent to it): a supernode is ``unreachable``
    only when no live, voting supernode reaches it — every voting observer that reported says
-   its link to it is down, enough of them reported (a quorum), and its own observations did
-   not reach the leader (a message from it proves it is alive). Properties that lapsed make it
+   its link to it is down or at least that its last probe failed ("suspect"), more than half
+   of the other live supernodes say down (a quorum), and its own observations did not reach
+   the leader (a message from it proves it is alive). Properties that lapsed make it
    ``bad``; properties with an issue make it ``unhealthy`` (still serving).
 
 An observer that has lost more than half of its links to peers believed alive stops voting: it
@@ -83,6 +84,16 @@ class Observation:
     links: Mapping[str, str]
     #: peer id -> properties status seen in the last successful probe
     props: Mapping[str, str]
+    #: peers still ``up`` whose last probe failed: they neither vote down nor against
+    suspect: AbstractSet[str] = frozenset()
+
+    def says(self, target: str) -> Optional[str]:
+        """This observer's vote about ``target``: "down", "suspect", its link status, or
+        None when it has none."""
+        status = self.links.get(target)
+        if status == "up" and target in self.suspect:
+            return "suspect"
+        return status
 
 
 def decide_health(roster_ids: Tuple[str, ...], previous: Mapping[str, str],
@@ -102,7 +113,7 @@ def decide_health(roster_ids: Tuple[str, ...], previous: Mapping[str, str],
             # It reached the leader (or is the leader): alive, whatever links say.
             result[target] = _from_props(props)
             continue
-        reports = [observations[v].links.get(target) for v in voters if v != target]
+        reports = [observations[v].says(target) for v in voters if v != target]
         reports = [s for s in reports if s is not None]
         if any(s == "up" for s in reports):
             result[target] = _from_props(props)
@@ -110,7 +121,9 @@ def decide_health(roster_ids: Tuple[str, ...], previous: Mapping[str, str],
         down_votes = sum(1 for s in reports if s == "down")
         others_alive = len(alive_before - {target})
         quorum = down_votes * 2 > others_alive
-        if down_votes and quorum and all(s == "down" for s in reports):
+        # Every voter that reported agrees: down, or its last probe failed too ("suspect":
+        # with clocks apart, some observers reach ``down_after`` misses one round later).
+        if down_votes and quorum and all(s in ("down", "suspect") for s in reports):
             result[target] = "unreachable"
         else:
             result[target] = prev

@@ -18,7 +18,6 @@ truncated sets keeps the same newest items as truncating the union of the full s
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
@@ -108,7 +107,7 @@ def merge(a: nm.NodeMap, b: nm.NodeMap) -> nm.NodeMap:
 # Section-level access for anti-entropy and persistence
 # --------------------------------------------------------------------------------------------
 def _fingerprint(value: Any) -> str:
-    return hashlib.sha256(nm.canonical_json(value).encode()).hexdigest()[:16]
+    return nm.section_fingerprint(value)
 
 
 def versions(m: nm.NodeMap) -> Dict[str, Any]:
@@ -198,9 +197,8 @@ class SectionCache:
         self._items = items
         sections = {name: it[1] for name, it in items.items()}
         vers = {name: it[3] for name, it in items.items()}
-        # Same text as canonical_json(sections): sorted keys, each value's canonical text.
-        text = "{" + ",".join(f"{json.dumps(name)}:{items[name][2]}"
-                              for name in sorted(items)) + "}"
+        # Same as nm.digest: the canonical text of {name: fingerprint}.
+        text = nm.canonical_json({name: it[3][-1] for name, it in items.items()})
         digest = hashlib.sha256(text.encode()).hexdigest()[:32]
         self._last = (m, sections, vers, digest)
         return sections, vers, digest

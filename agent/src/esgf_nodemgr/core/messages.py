@@ -27,6 +27,9 @@ class Observations:
     voting: bool
     links: Mapping[str, str]
     props: Mapping[str, str]
+    #: Peers whose link is still up but whose last probe failed (one miss short of
+    #: ``down_after``): not a vote against calling them down.
+    suspect: Tuple[str, ...] = ()
     kind: str = field(default="observations", init=False)
 
 
@@ -124,8 +127,11 @@ Message = Union[Observations, Push, Sync, SyncReply, Join, Leave, Reply, Slice, 
 def message_to_json(msg: Message) -> Dict[str, Any]:
     """The JSON object for ``msg``."""
     if isinstance(msg, Observations):
-        return {"kind": msg.kind, "round": msg.round, "voting": msg.voting,
-                "links": dict(msg.links), "props": dict(msg.props)}
+        obs: Dict[str, Any] = {"kind": msg.kind, "round": msg.round, "voting": msg.voting,
+                               "links": dict(msg.links), "props": dict(msg.props)}
+        if msg.suspect:
+            obs["suspect"] = list(msg.suspect)
+        return obs
     if isinstance(msg, Push):
         return {"kind": msg.kind, "sections": dict(msg.sections)}
     if isinstance(msg, Sync):
@@ -179,14 +185,19 @@ def parse_message(value: Any) -> Message:
     kind = o.get("kind")
     msg: Optional[Message] = None
     if kind == "observations":
-        r.keys(o, "$", ["kind", "round", "voting", "links", "props"])
+        r.keys(o, "$", ["kind", "round", "voting", "links", "props"], ["suspect"])
         links = _bounded(r, o.get("links"), "$.links")
         props = _bounded(r, o.get("props"), "$.props")
+        suspect = r.array(o.get("suspect", []), "$.suspect")
+        if len(suspect) > MAX_ITEMS:
+            r.problem("$.suspect", f"more than {MAX_ITEMS} items")
+            suspect = []
         msg = Observations(
             round=r.integer(o.get("round"), "$.round", minimum=0),
             voting=r.boolean(o.get("voting"), "$.voting"),
             links={k: r.choice(v, f"$.links[{k!r}]", nm.LINK_STATUS) for k, v in links.items()},
-            props={k: r.choice(v, f"$.props[{k!r}]", PROPS_STATUS) for k, v in props.items()})
+            props={k: r.choice(v, f"$.props[{k!r}]", PROPS_STATUS) for k, v in props.items()},
+            suspect=tuple(r.string(x, f"$.suspect[{i}]") for i, x in enumerate(suspect)))
     elif kind == "push":
         r.keys(o, "$", ["kind", "sections"])
         msg = Push(sections=_bounded(r, o.get("sections"), "$.sections"))

@@ -662,6 +662,16 @@ def from_sections(values: Mapping[str, Any]) -> NodeMap:
     return map_from_json(doc)
 
 
+def section_fingerprint(value: Any) -> str:
+    """A short fingerprint of one section's JSON value."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
+
+
 def digest(m: NodeMap) -> str:
-    """A short fingerprint of the whole map: equal digests mean equal maps."""
-    return hashlib.sha256(canonical_json(sections(m)).encode()).hexdigest()[:32]
+    """A short fingerprint of the whole map: equal digests mean equal maps.
+
+    It hashes the section names with each section's fingerprint, not the whole text, so a
+    node can keep the fingerprints of unchanged sections and rehash only the changed one.
+    """
+    fps = {name: section_fingerprint(value) for name, value in sections(m).items()}
+    return hashlib.sha256(canonical_json(fps).encode()).hexdigest()[:32]

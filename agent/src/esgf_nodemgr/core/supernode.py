@@ -76,6 +76,11 @@ class SupernodeCore:
         #: node serves), computed once per map value: it is read on every probe answer.
         self._view_cache: Optional[Tuple[nm.NodeMap, Dict[str, Tuple[str, nm.Member]],
                                          Dict[str, vw.MemberView], List[nm.Member]]] = None
+        self._view_key: Optional[Tuple[object, object, Tuple[object, ...]]] = None
+        #: Bumped whenever the view is recomputed (slices only change with it or the epoch).
+        self._view_gen = 0
+        self._slices_gen: Optional[Tuple[int, object]] = None
+        self._slice_cache: Dict[str, Tuple[Tuple[int, object, object], msg.Slice, str]] = {}
         self.round = -1
         self.reported_round = -1
         self._pending: Dict[str, Optional[Tuple[Optional[float], Optional[str]]]] = {}
@@ -85,6 +90,10 @@ class SupernodeCore:
         self._observations: Dict[int, Dict[str, hl.Observation]] = {}
         self._decided: Set[int] = set()
         self._sync_sent: Dict[str, float] = {}
+        self._sync_round = -1
+        #: Set when this node's own report changed during the event being handled: it is
+        #: pushed to the other supernodes once, at the end.
+        self._report_dirty = False
         self._slices_sent: Dict[str, str] = {}
         self._rtt_published = -(1 << 30)
         self._out: List[Effect] = []
@@ -101,12 +110,25 @@ class SupernodeCore:
     def _view(self) -> Tuple[nm.NodeMap, Dict[str, Tuple[str, nm.Member]],
                              Dict[str, vw.MemberView], List[nm.Member]]:
         cache = self._view_cache
-        if cache is None or cache[0] is not self.map:
-            claims = vw.member_claims(self.map)
-            views = {v.hostname: v for v in vw.members(self.map)}
-            me = self.my_id
-            served = [claims[h][1] for h, v in views.items() if v.server == me]
-            cache = self._view_cache = (self.map, claims, views, served)
+        m = self.map
+        if cache is None or cache[0] is not m:
+            # The view depends on the roster, the entries and the decision only (not on
+            # reports or the timeline, which change far more often): reuse it while those
+            # section objects are the same ones.
+            key = (m.roster, m.decision, tuple(m.entries.values()))
+            old_key = self._view_key
+            if (cache is not None and old_key is not None and old_key[0] is key[0]
+                    and old_key[1] is key[1] and len(old_key[2]) == len(key[2])
+                    and all(a is b for a, b in zip(old_key[2], key[2]))):
+                cache = self._view_cache = (m, cache[1], cache[2], cache[3])
+            else:
+                claims = vw.member_claims(m)
+                views = {v.hostname: v for v in vw.members(m, with_health=False)}
+                me = self.my_id
+                served = [claims[h][1] for h, v in views.items() if v.server == me]
+                cache = self._view_cache = (m, claims, views, served)
+                self._view_key = key
+                self._view_gen += 1
         return cache
 
     @property
@@ -165,6 +187,12 @@ class SupernodeCore:
             self._on_seed_epoch(event)
         else:
             self._out.append(Answer("refused", f"{type(event).__name__} is for members"))
+        if self._report_dirty:
+            self._report_dirty = False
+            me = self.my_id
+            if me is not None and me in self.map.reports:
+                self._push_to_supernodes({f"report/{me}": nm.report_to_json(
+                    self.map.reports[me])})
         return self._flush()
 
     def _flush(self) -> List[Effect]:
@@ -214,6 +242,12 @@ class SupernodeCore:
             self._digest = None
             self._journal.append(f"dropped stale copies of {', '.join(m.hostname for m in stale)}")
             self._push_to_supernodes({f"entry/{me}": nm.entry_to_json(entry)})
+        self._view()
+        gen = (self._view_gen, self.map.epoch)
+        if self._slices_gen is not None and self._slices_gen[0] == gen[0] and \
+                self._slices_gen[1] is gen[1]:
+            return  # who serves whom, and every slice, depend only on the view and the epoch
+        self._slices_gen = gen
         self._update_report_membership()
         self._send_slices()
 
@@ -292,7 +326,9 @@ class SupernodeCore:
         observation = hl.Observation(
             observer=me, round=r, voting=hl.is_voting(self.trackers, alive),
             links={p: t.status for p, t in self.trackers.items()},
-            props={p: t.props for p, t in self.trackers.items() if t.props is not None})
+            props={p: t.props for p, t in self.trackers.items() if t.props is not None},
+            suspect=frozenset(p for p, t in self.trackers.items()
+                              if t.status == "up" and t.misses > 0))
         self._update_report_rtt()
         for lead in sorted(self.leaders_of(r)):
             if lead == me:
@@ -303,7 +339,9 @@ class SupernodeCore:
                 self._out.append(Send(target.hostname, target.address, target.port,
                                       msg.Observations(round=r, voting=observation.voting,
                                                        links=dict(observation.links),
-                                                       props=dict(observation.props))))
+                                                       props=dict(observation.props),
+                                                       suspect=tuple(sorted(
+                                                           observation.suspect)))))
 
     def _maybe_decide(self, now: float, sch: Schedule) -> None:
         me = self.my_id
@@ -326,8 +364,8 @@ class SupernodeCore:
         for s in self.alive():
             if s in obs:
                 continue
-            said = [o.links.get(s) for o in voters if o.observer != s]
-            if not said or not all(x == "down" for x in said):
+            said = [o.says(s) for o in voters if o.observer != s]
+            if not said or not all(x in ("down", "suspect") for x in said):
                 return False
         return True
 
@@ -410,9 +448,10 @@ class SupernodeCore:
 
     def _set_own_report(self, report: nm.Report) -> None:
         new = self.map.with_report(report)
-        self._persist.update(mg.changed_sections(self.map, new))
+        self._persist[f"report/{report.supernode}"] = nm.report_to_json(report)
         self.map = new
         self._digest = None
+        self._report_dirty = True
 
     def _slice_for(self, member: nm.Member) -> msg.Slice:
         me = self.my_id
@@ -434,12 +473,24 @@ class SupernodeCore:
                          server=server, server_hostname=server_hostname,
                          member_id=member.id, serve=tuple(serve))
 
+    def _slice_and_digest(self, member: nm.Member) -> Tuple[msg.Slice, str]:
+        """The member's slice and its digest, computed once per view and epoch."""
+        self._view()
+        key = (self._view_gen, self.map.epoch, member)
+        cached = self._slice_cache.get(member.hostname)
+        if cached is not None and cached[0][0] == key[0] and cached[0][1] is key[1] \
+                and cached[0][2] is key[2]:
+            return cached[1], cached[2]
+        s = self._slice_for(member)
+        fp = slice_digest(s)
+        self._slice_cache[member.hostname] = (key, s, fp)
+        return s, fp
+
     def _send_slices(self, only: Optional[str] = None) -> None:
         for member in self._served_nodes():
             if only is not None and member.hostname != only:
                 continue
-            s = self._slice_for(member)
-            fp = slice_digest(s)
+            s, fp = self._slice_and_digest(member)
             if self._slices_sent.get(member.hostname) != fp:
                 self._slices_sent[member.hostname] = fp
                 self._out.append(Send(member.hostname, member.address, member.port, s))
@@ -448,8 +499,7 @@ class SupernodeCore:
         claims = self._view()[1]
         if hostname not in claims:
             return
-        s = self._slice_for(claims[hostname][1])
-        if slice_digest(s) != their_digest:
+        if self._slice_and_digest(claims[hostname][1])[1] != their_digest:
             self._slices_sent.pop(hostname, None)
             self._send_slices(only=hostname)
 
@@ -514,9 +564,18 @@ class SupernodeCore:
             self._out.append(Answer("ignored", "nothing newer than what this node holds"))
 
     def _start_sync(self, peer: nm.Supernode, now: float) -> None:
-        last = self._sync_sent.get(peer.id)
-        if last is not None and now - last < self.config.round_s:
-            return
+        # At most one exchange per round, with the first peer found to differ: whatever a
+        # push missed is repaired by one exchange, and a change still propagating (every
+        # probe during those milliseconds sees a difference) costs one exchange per node and
+        # round, not one per probe (N² at N=50).
+        if self.round >= 0:
+            if self._sync_round >= self.round:
+                return
+            self._sync_round = self.round
+        else:  # no schedule yet: at most once per round length per peer
+            last = self._sync_sent.get(peer.id)
+            if last is not None and now - last < self.config.round_s:
+                return
         self._sync_sent[peer.id] = now
         self._out.append(Send(peer.hostname, peer.address, peer.port,
                               msg.Sync(versions=self._sections.versions(self.map))))
@@ -531,7 +590,7 @@ class SupernodeCore:
             return
         self._observations.setdefault(m.round, {})[sender_id] = hl.Observation(
             observer=sender_id, round=m.round, voting=m.voting, links=dict(m.links),
-            props=dict(m.props))
+            props=dict(m.props), suspect=frozenset(m.suspect))
         self._out.append(Answer("ok", "observations recorded"))
         sch = self.schedule()
         if sch is not None:
@@ -540,10 +599,10 @@ class SupernodeCore:
     def _push_to_supernodes(self, sections: Mapping[str, Any]) -> None:
         me = self.my_id
         alive = self.alive()
+        push = msg.Push(sections=dict(sections))  # immutable: one message for every peer
         for s in self.map.roster.supernodes:
             if s.id != me and s.id in alive:
-                self._out.append(Send(s.hostname, s.address, s.port,
-                                      msg.Push(sections=dict(sections))))
+                self._out.append(Send(s.hostname, s.address, s.port, push))
 
     def _on_join(self, sender: str, m: msg.Join, now: float) -> None:
         me = self.my_id

@@ -21,11 +21,14 @@ def claim_key(home: str, member: nm.Member) -> Tuple[int, Tuple[int, str]]:
 def member_claims(m: nm.NodeMap) -> Dict[str, Tuple[str, nm.Member]]:
     """hostname -> (home supernode id, member) with duplicates resolved."""
     out: Dict[str, Tuple[str, nm.Member]] = {}
-    for home, member in m.all_members():
-        prev = out.get(member.hostname)
-        if prev is None or claim_key(home, member) > claim_key(*prev):
-            out[member.hostname] = (home, member)
-    return out
+    for home, e in m.entries.items():
+        for member in e.members:
+            prev = out.get(member.hostname)
+            if prev is None or claim_key(home, member) > claim_key(*prev):
+                out[member.hostname] = (home, member)
+    # The winner does not depend on the order above (claim keys differ: one entry lists a
+    # hostname once); the dict is returned in hostname order.
+    return dict(sorted(out.items()))
 
 
 @dataclass(frozen=True)
@@ -74,18 +77,34 @@ def _server(m: nm.NodeMap, home: str, hostname: str) -> Optional[str]:
     return None
 
 
-def members(m: nm.NodeMap) -> List[MemberView]:
-    """Every member with its home, server and health, sorted by hostname."""
+def members(m: nm.NodeMap, *, with_health: bool = True) -> List[MemberView]:
+    """Every member with its home, server and health, sorted by hostname.
+
+    ``with_health=False`` leaves every health at "new" (it is read from reports, which change
+    far more often than the rest of the view; the supernode core does not need it).
+    """
     out = []
-    for hostname, (home, mem) in sorted(member_claims(m).items()):
-        server = _server(m, home, hostname)
+    claims = member_claims(m)
+    d = m.decision
+    roster_ids = set(m.roster.ids)
+    down = {i for i in roster_ids if d is not None and d.is_down(i)}
+
+    def server_of(home: str, hostname: str) -> Optional[str]:
+        if home not in down and home in roster_ids:
+            return home
+        if d is not None and hostname in d.placement:
+            return d.placement[hostname]
+        return None
+
+    for hostname, (home, mem) in sorted(claims.items()):
+        server = server_of(home, hostname)
         health = "new"
-        if server is not None:
-            reporter = server if m.roster.by_id(server) is not None else None
+        if server is not None and with_health:
+            reporter = server if server in roster_ids else None
             if reporter is None:
                 # Served by a promoted standby: its own server relays the health.
-                claim = member_claims(m).get(server)
-                reporter = _server(m, claim[0], server) if claim else None
+                claim = claims.get(server)
+                reporter = server_of(claim[0], server) if claim else None
             if reporter is not None:
                 health = m.report(reporter).members.get(hostname, "new")
         out.append(MemberView(hostname=hostname, id=mem.id, project=mem.project,

@@ -137,6 +137,8 @@ class Simulator:
         self.member_tick_s = member_tick_s
         self.observers: List[Callable[[Simulator, str, List[Effect]], None]] = []
         self.events = 0
+        self._encoded: Dict[int, Tuple[msgs.Message, str]] = {}
+        self._decoded: Dict[int, Tuple[str, msgs.Message]] = {}
 
     # -- scheduling --------------------------------------------------------------------------
     def at(self, t: float, action: Callable[[], None]) -> None:
@@ -184,16 +186,41 @@ class Simulator:
     def execute(self, node: SimNode, effects: List[Effect]) -> None:
         for eff in effects:
             if isinstance(eff, Persist):
-                node.sections.update({k: json.loads(json.dumps(v)) for k, v in
-                                      eff.sections.items()})
+                # The core encodes each persisted section afresh and never touches it again,
+                # so the value can be kept as it is (no copy).
+                node.sections.update(eff.sections)
                 node.meta.update(eff.meta)
             elif isinstance(eff, Send):
                 self._send(node, eff)
             elif isinstance(eff, Probe):
                 self._probe(node, eff)
 
+    def _encode(self, message: msgs.Message) -> str:
+        """The message's wire text, encoded once per message object (a push to every peer is
+        one object sent N-1 times); the cache holds the object, so its id is not reused."""
+        cached = self._encoded.get(id(message))
+        if cached is not None and cached[0] is message:
+            return cached[1]
+        if len(self._encoded) > 4096:
+            self._encoded.clear()
+        payload = json.dumps(msgs.message_to_json(message), separators=(",", ":"))
+        self._encoded[id(message)] = (message, payload)
+        return payload
+
+    def _decode(self, payload: str) -> msgs.Message:
+        """Parse a wire text as the receiver does; equal texts parse to equal immutable
+        messages, so one parse serves every receiver of the same text."""
+        cached = self._decoded.get(id(payload))
+        if cached is not None and cached[0] is payload:
+            return cached[1]
+        if len(self._decoded) > 4096:
+            self._decoded.clear()
+        message = msgs.parse_message(json.loads(payload))
+        self._decoded[id(payload)] = (payload, message)
+        return message
+
     def _send(self, node: SimNode, eff: Send) -> None:
-        payload = json.dumps(msgs.message_to_json(eff.message), separators=(",", ":"))
+        payload = self._encode(eff.message)
         self.net.count(node.hostname, len(payload), eff.message.kind)
         delay = self.net.one_way(node.hostname, eff.to)
         if delay is None or eff.to not in self.nodes:
@@ -204,7 +231,7 @@ class Simulator:
             dest = self.nodes[target]
             if not dest.alive or dest.incarnation != incarnation:
                 return
-            message = msgs.parse_message(json.loads(payload))
+            message = self._decode(payload)
             self.deliver(dest, Received(sender=sender, message=message, now=self.clock(dest)))
 
         self.at(self.now + delay, arrive)
