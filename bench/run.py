@@ -39,10 +39,10 @@ TARGETS = {
 
 
 def cases(sizes: list[tuple[int, int]], duration: float, hour_n: int,
-          hour_s: float) -> list[Case]:
+          hour_s: float, first_seed: int = 1) -> list[Case]:
     out: list[Case] = []
     for n, count in sizes:
-        for seed in range(1, count + 1):
+        for seed in range(first_seed, first_seed + count):
             for profile in ("ours", "prototype"):
                 out.append({"supernodes": n, "members": 10 * n, "seed": seed,
                             "scenario": "crash", "loss": 0.01, "skew_s": 0.5,
@@ -209,29 +209,54 @@ def main(argv: list[str] | None = None) -> int:
                         help="length of the quiet run (0: skip it)")
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--first-seed", type=int, default=1,
+                        help="seeds of the crash runs are first-seed, first-seed+1, ...")
+    parser.add_argument("--assemble", type=Path, nargs="+", default=None,
+                        help="run nothing: build the table from these result JSON files "
+                        "(runs made in parts, e.g. one seed per process)")
     args = parser.parse_args(argv)
+    if args.assemble:
+        return assemble(args.assemble, args.out, args.tag)
     if args.quick:
         args.sizes, args.hour_n, args.hour_s = "5:2,20:1", 20, 600.0
         args.tag = args.tag or "quick"
     started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
-    todo = cases(_sizes(args.sizes), args.duration, args.hour_n, args.hour_s)
+    todo = cases(_sizes(args.sizes), args.duration, args.hour_n, args.hour_s, args.first_seed)
     print(f"bench: {len(todo)} simulation runs on {args.workers} worker(s)", flush=True)
     t0 = time.monotonic()
     results = run_all(todo, args.workers)
     wall = time.monotonic() - t0
+    return write(results, started, wall, args.out, args.tag)
+
+
+def assemble(files: list[Path], out: Path, tag: str) -> int:
+    """The table of several partial runs' JSON documents, pooled as if run at once."""
+    results: list[dict[str, Any]] = []
+    started, wall = [], 0.0
+    for f in files:
+        doc = json.loads(f.read_text())
+        results += doc["runs"]
+        started.append(doc["started"])
+        wall += float(doc["wall_s"])
+    return write(results, f"{min(started)} .. {max(started)} (assembled from "
+                 f"{len(files)} parts)", wall, out, tag or "assembled")
+
+
+def write(results: list[dict[str, Any]], started: str, wall: float, out: Path,
+          tag: str) -> int:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
     summary = {}
     for (profile, n, scenario, loss, duration), s in group(results).items():
         s.update({"profile": profile, "supernodes": n, "members": 10 * n,
                   "scenario": scenario, "loss": loss, "duration_s": duration})
         summary[f"{profile}/{n}/{scenario}"] = s
-    args.out.mkdir(parents=True, exist_ok=True)
-    prefix = f"sim-{args.tag}" if args.tag else "sim"
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = f"sim-{tag}" if tag else "sim"
     doc = {"started": started, "wall_s": round(wall, 1), "targets": TARGETS,
            "summary": summary, "runs": results}
-    (args.out / f"{prefix}-{stamp}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / f"{prefix}-{stamp}.json").write_text(json.dumps(doc, indent=1) + "\n")
     md = table(summary, started, wall)
-    (args.out / f"{prefix}-latest.md").write_text(md)
+    (out / f"{prefix}-latest.md").write_text(md)
     print(md)
     return 0
 

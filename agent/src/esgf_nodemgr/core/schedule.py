@@ -54,10 +54,11 @@ class Schedule:
     def decide_by(self, r: int) -> float:
         """The leader's deadline for round ``r``: reports later than this are not waited for.
 
-        An observer whose clock runs ``skew_s`` behind sends its report that much later in
-        the leader's time; the leader waits for it, plus a margin for transit.
+        ``skew_s`` is how far apart two nodes' clocks may be: an observer whose clock runs
+        ``skew_s`` behind the leader's sends its report that much later in the leader's time;
+        the leader waits for it, plus a margin for transit (one probe timeout).
         """
-        return self.report_at(r) + 2 * self.skew_s + self.probe_timeout_s
+        return self.report_at(r) + self.skew_s + self.probe_timeout_s
 
 
 def leader(roster_ids: Sequence[str], alive: AbstractSet[str], r: int) -> Optional[str]:

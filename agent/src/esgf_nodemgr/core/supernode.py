@@ -48,6 +48,11 @@ from esgf_nodemgr.core.schedule import Schedule, leader
 
 #: How many past rounds of observations a leader keeps.
 KEEP_ROUNDS = 4
+#: Messages on the critical path of a failure — observations that vote a peer down, and a
+#: new decision — are sent this many times (merging makes the copies harmless): one lost
+#: packet must not delay a detection to the leader's deadline, or a decision to the next
+#: anti-entropy exchange. They are rare (a failure), so the copies cost little.
+REDUNDANT_COPIES = 2
 #: Latency changes smaller than this (ms) are not republished: on a LAN or loopback the
 #: jitter alone would otherwise change the report, and so the map digest, every round.
 RTT_FLOOR_MS = 5.0
@@ -336,12 +341,14 @@ class SupernodeCore:
                 continue
             target = self.map.roster.by_id(lead)
             if target is not None and lead not in self.suspected():
-                self._out.append(Send(target.hostname, target.address, target.port,
-                                      msg.Observations(round=r, voting=observation.voting,
-                                                       links=dict(observation.links),
-                                                       props=dict(observation.props),
-                                                       suspect=tuple(sorted(
-                                                           observation.suspect)))))
+                message = msg.Observations(round=r, voting=observation.voting,
+                                           links=dict(observation.links),
+                                           props=dict(observation.props),
+                                           suspect=tuple(sorted(observation.suspect)))
+                copies = REDUNDANT_COPIES if "down" in observation.links.values() else 1
+                for _ in range(copies):
+                    self._out.append(Send(target.hostname, target.address, target.port,
+                                          message))
 
     def _maybe_decide(self, now: float, sch: Schedule) -> None:
         me = self.my_id
@@ -388,7 +395,8 @@ class SupernodeCore:
         self.stats["decisions"] += 1
         self._absorb(replace(self.map, decision=decision), f"decision: {summary}")
         self._out.append(Note(summary))
-        self._push_to_supernodes({"decision": nm.decision_to_json(decision)})
+        self._push_to_supernodes({"decision": nm.decision_to_json(decision)},
+                                 copies=REDUNDANT_COPIES)
 
     # -- members -----------------------------------------------------------------------------
     def _observe_member(self, hostname: str, rtt: Optional[float]) -> None:
@@ -596,13 +604,14 @@ class SupernodeCore:
         if sch is not None:
             self._maybe_decide(now, sch)
 
-    def _push_to_supernodes(self, sections: Mapping[str, Any]) -> None:
+    def _push_to_supernodes(self, sections: Mapping[str, Any], copies: int = 1) -> None:
         me = self.my_id
         alive = self.alive()
         push = msg.Push(sections=dict(sections))  # immutable: one message for every peer
         for s in self.map.roster.supernodes:
             if s.id != me and s.id in alive:
-                self._out.append(Send(s.hostname, s.address, s.port, push))
+                for _ in range(copies):
+                    self._out.append(Send(s.hostname, s.address, s.port, push))
 
     def _on_join(self, sender: str, m: msg.Join, now: float) -> None:
         me = self.my_id
