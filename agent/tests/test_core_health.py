@@ -197,6 +197,21 @@ def test_down_needs_a_quorum_of_the_live_supernodes() -> None:
     assert got["5"] == "good"
 
 
+def test_a_suspect_vote_neither_saves_nor_condemns() -> None:
+    # Observer 3's last probe of 4 failed but its link is still up (one miss short of
+    # down_after): with clocks apart it reaches "down" a round later than the others.
+    late = hl.Observation(observer="3", round=7, voting=True, links={"4": "up"}, props={},
+                          suspect=frozenset({"4"}))
+    assert late.says("4") == "suspect"
+    assert decide([obs("1", _4="down"), obs("2", _4="down"), late])["4"] == "unreachable"
+    # Suspect votes alone are no quorum: two suspects and one down of three others.
+    late2 = hl.Observation(observer="2", round=7, voting=True, links={"4": "up"}, props={},
+                           suspect=frozenset({"4"}))
+    assert decide([obs("1", _4="down"), late2, late])["4"] == "good"
+    # A clean "up" still saves it.
+    assert decide([obs("1", _4="down"), obs("2", _4="down"), obs("3", _4="up")])["4"] == "good"
+
+
 def test_a_node_whose_own_report_arrived_is_alive() -> None:
     got = decide([obs("1", _4="down"), obs("2", _4="down"), obs("3", _4="down"),
                   obs("4", _1="down", _2="down", _3="down")])

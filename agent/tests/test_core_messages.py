@@ -23,6 +23,7 @@ EXAMPLES = [
     msg.Observations(round=7, voting=True, links={"2": "up", "3": "down"},
                      props={"2": "GOOD", "3": "LAPSED"}),
     msg.Observations(round=0, voting=False, links={}, props={}),
+    msg.Observations(round=3, voting=True, links={"2": "up"}, props={}, suspect=("2",)),
     msg.Push(sections={"epoch": {"version": 1, "value": 1000.0}}),
     msg.Sync(versions={"roster": [3, "a1b2"], "entry/1": [4, "c3d4"],
                        "decision": [12, "2", "e5f6"],

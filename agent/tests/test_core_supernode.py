@@ -375,6 +375,37 @@ def test_a_sync_is_asked_at_most_once_a_round() -> None:
             len(sends(later, msg.Sync))) == (1, 0, 1)
 
 
+def test_one_sync_a_round_whichever_peers_differ() -> None:
+    a = federation()["sn1.org"]
+    a.handle(Tick(EPOCH + 0.01))  # round 0 starts
+    first = a.handle(ProbeDone("sn2.org", 0, 3.0, PROPS_GOOD, "other", EPOCH + 0.2))
+    second = a.handle(ProbeDone("sn3.org", 0, 3.0, PROPS_GOOD, "another", EPOCH + 0.3))
+    assert (len(sends(first, msg.Sync)), len(sends(second, msg.Sync))) == (1, 0)
+    a.handle(Tick(EPOCH + CFG.round_s + 0.01))  # round 1
+    third = a.handle(ProbeDone("sn3.org", 1, 3.0, PROPS_GOOD, "another", EPOCH + 2.3))
+    assert [s.to for s in sends(third, msg.Sync)] == ["sn3.org"]
+
+
+def test_a_changed_own_report_is_pushed_once_to_every_supernode() -> None:
+    c = federation()
+    a = c["sn1.org"]
+    join(a, "m.org", EPOCH - 0.5)
+    a.handle(Tick(EPOCH + 0.01))  # round 0: probes the new member
+    effects = a.handle(ProbeDone("m.org", 0, 2.0, now=EPOCH + 0.1))
+    reports = [s for s in sends(effects, msg.Push)
+               if any(k.startswith("report/") for k in s.message.sections)]
+    # The member answered: its health is now "good" in this node's report, which goes to
+    # each peer once, at its new version.
+    assert a.map.report(str(a.my_id)).members == {"m.org": "good"}
+    assert sorted(s.to for s in reports) == ["sn2.org", "sn3.org"]
+    me = a.my_id
+    assert reports[0].message.sections == {
+        f"report/{me}": nm.report_to_json(a.map.report(str(me)))}
+    got = c["sn2.org"].handle(Received("sn1.org", wire(reports[0].message), EPOCH + 0.2))
+    assert c["sn2.org"].map.report(str(me)) == a.map.report(str(me))
+    assert answer(got).status == "ok"
+
+
 # -- refusals ------------------------------------------------------------------------------
 def test_push_from_a_non_supernode_is_refused_and_changes_nothing() -> None:
     core = federation()["sn1.org"]
