@@ -12,6 +12,7 @@ SIGTERM/SIGKILL by the pidfiles the agents' service fallback wrote.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import random
@@ -20,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -194,6 +196,26 @@ class LocalFederation:
             raise AssertionError(f"{node}: esgf-nm status failed ({proc.returncode}): {proc.stderr}")
         return json.loads(proc.stdout)
 
+    def admin_status(self, node: str, timeout: float = 2.0) -> dict | None:
+        """``GET /v1/status`` on ``node``'s admin socket, in this process (no CLI start): None
+        when the agent does not answer. Cheap enough to poll every node several times a second."""
+        conn = _UnixHTTPConnection(str(self.socket(node)), timeout)
+        try:
+            conn.request("GET", "/v1/status")
+            resp = conn.getresponse()
+            body = resp.read()
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
+        if resp.status != 200:
+            return None
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
     def wait_for(self, predicate, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         last: BaseException | None = None
@@ -231,6 +253,77 @@ class LocalFederation:
         if not self.root.exists():
             return []
         return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*"))
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started, in seconds since the epoch (from /proc; None if gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError):
+        return None
+    # Field 22 (starttime, in clock ticks since boot) counted after the ")" closing the name.
+    ticks = int(stat[stat.rindex(")") + 2:].split()[19])
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Sample:
+    """One look at one node's agent: when, which pid, and what its status said."""
+
+    t: float
+    node: str
+    pid: int | None
+    status: dict | None
+
+
+class StatusRecorder:
+    """Polls every node's pid and admin status in a thread while a playbook runs: the evidence
+    of what happened when (which agent restarted, when it was back in the rounds)."""
+
+    def __init__(self, fed: LocalFederation, nodes: Sequence[str], interval: float = 0.3) -> None:
+        self.fed = fed
+        self.nodes = list(nodes)
+        self.interval = interval
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for node in self.nodes:
+                pid = self.fed.pid(node)
+                self.samples.append(Sample(time.time(), node, pid,
+                                           self.fed.admin_status(node) if pid else None))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> StatusRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def of(self, node: str) -> list[Sample]:
+        return [s for s in self.samples if s.node == node]
 
 
 def _is_agent(pid: int) -> bool:

@@ -2,7 +2,7 @@
 
 One federation is bootstrapped for the whole module and the tests below go through its life in
 order: bootstrap, rerun (nothing changes), add a member, remove it, add a supernode by editing
-the inventory. Check mode runs on a fresh copy of its own. Every agent is stopped at the end,
+the inventory, upgrade the agent (a rolling restart). Check mode runs on a fresh copy of its own. Every agent is stopped at the end,
 even when a test fails. Wall times of the bootstrap and of the rerun are written to
 ``bench/results/playbooks-latest.json`` (targets: bootstrap <= 60 s, rerun <= 30 s; recorded,
 not asserted: they depend on the machine's load).
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import time
@@ -25,8 +26,11 @@ import yaml
 from tests.playbook_support import (
     REPO_ROOT,
     LocalFederation,
+    Sample,
+    StatusRecorder,
     missing_prerequisites,
     port_listening,
+    process_start_time,
 )
 
 pytestmark = [
@@ -168,6 +172,77 @@ def test_add_a_supernode_by_editing_the_inventory(fed: LocalFederation) -> None:
         return True
 
     fed.wait_for(roster_everywhere, 30, "sn4 in every node's roster")
+
+
+def _back_in_rounds(samples: list[Sample], pid: int) -> float | None:
+    """When the agent ``pid`` was first seen back in the rounds: a round later than the first one
+    it answered with and, for a supernode, seeing itself good (what the restart handler waits for)."""
+    first_round = None
+    for s in samples:
+        if s.pid != pid or not s.status or s.status.get("round") is None:
+            continue
+        if first_round is None:
+            first_round = s.status["round"]
+            continue
+        me = [n for n in s.status.get("supernodes", []) if n.get("me")]
+        good = s.status.get("role") != "supernode" or (me and me[0].get("health") == "good")
+        if s.status["round"] > first_round and good:
+            return s.t
+    return None
+
+
+def test_upgrade_rolls_out_one_supernode_at_a_time_then_members(fed: LocalFederation) -> None:
+    """A new agent version (the snapshot of agent/ with a bumped version) and a rerun: every agent
+    restarts once, supernodes one at a time in inventory order, each back in the rounds before the
+    next one restarts, members after; the federation ends healthy with every member."""
+    groups = fed.groups()
+    supernodes = groups["supernodes"]
+    members = [m for m in groups["members"] if fed.pid(m) is not None]
+    nodes = supernodes + members
+    old = fed.agent_pids()
+    assert set(old) >= set(nodes), old
+    epoch = fed.status(supernodes[0])["epoch"]
+    pyproject = fed.agent_source / "pyproject.toml"
+    text = pyproject.read_text()
+    version = re.search(r'^version = "([^"]+)"', text, re.MULTILINE)[1]
+    new_version = version + ".post1"
+    pyproject.write_text(text.replace(f'version = "{version}"', f'version = "{new_version}"', 1))
+
+    with StatusRecorder(fed, nodes) as rec:
+        run = fed.playbook("bootstrap-federation.yml", "--limit", "!m4")
+    TIMINGS["upgrade"] = run.seconds
+    _assert_ok(run, "bootstrap-federation.yml with a new agent version")
+    assert list(fed.root.glob(f"venv/lib/python*/site-packages/esgf_nodemgr_agent-{new_version}.dist-info"))
+
+    new = fed.agent_pids()
+    started = {}
+    for node in nodes:
+        assert new.get(node) not in (None, old[node]), f"{node} did not restart ({old[node]} -> {new.get(node)})"
+        seen = {s.pid for s in rec.of(node)} - {None}
+        assert seen <= {old[node], new[node]}, f"{node} restarted more than once: pids {seen}"
+        started[node] = process_start_time(new[node])
+    order = sorted(nodes, key=lambda n: started[n])
+    assert order[:len(supernodes)] == supernodes, f"restart order {order}"
+    for prev, nxt in zip(supernodes, supernodes[1:]):
+        back = _back_in_rounds(rec.of(prev), new[prev])
+        assert back is not None and back < started[nxt], (
+            f"{nxt} restarted at {started[nxt]:.2f} before {prev} was back in the rounds ({back})")
+    last_back = _back_in_rounds(rec.of(supernodes[-1]), new[supernodes[-1]])
+    assert last_back is not None
+    for m in members:
+        assert started[m] > last_back, f"member {m} restarted before the last supernode was back"
+
+    def healthy() -> bool:
+        st = fed.status(supernodes[0])
+        assert st["epoch"] == epoch
+        assert all(s["health"] == "good" for s in st["supernodes"]), st["supernodes"]
+        served = {m["hostname"]: m["server_hostname"] for m in st["members"]}
+        assert set(served) == set(members) and all(served.values()), served
+        for m in members:
+            assert fed.status(m)["joined"], m
+        return True
+
+    fed.wait_for(healthy, 30, "a healthy federation with every member after the upgrade")
 
 
 def test_check_mode_on_a_fresh_inventory_changes_nothing(tmp_path: Path) -> None:
