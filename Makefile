@@ -38,7 +38,7 @@ help:
 	@echo "make setup      create .venv (Python 3.11) with requirements-dev.txt and the agent"
 	@echo "make lint       ruff, mypy (strict), vermin (3.9), yamllint, ansible-lint"
 	@echo "make sanity     ansible-test sanity on what the collection build ships"
-	@echo "make test       lint, agent tests (3.11 and 3.9), sanity, repository tests (playbooks, lab self-tests)"
+	@echo "make test       lint, agent tests (3.11 and 3.9), sanity, repository tests, the lab suite (root)"
 	@echo "make test-lab   Molecule scenarios and failure drills on the lab (root; docs/lab.md)"
 	@echo "make molecule   the Molecule scenarios only (molecule/default, molecule/federation)"
 	@echo "make bench      benchmarks (bench/run.py)"
@@ -118,7 +118,7 @@ sanity: setup
 
 # --------------------------------------------------------------------------- test
 
-test: setup lint test-agent test-agent39 sanity test-repo
+test: setup lint test-agent test-agent39 sanity test-repo test-lab
 	@printf '\n\033[1m==> make test: all steps passed\033[0m\n'
 
 # The main agent suite must run real tests: "no tests collected" (exit 5) fails here.
@@ -169,7 +169,8 @@ test-repo: setup
 # Real hosts on this machine (tests/lab: namespaces + sshd), managed over SSH: the Molecule
 # scenarios (delegated driver; create/destroy start and tear down a lab) and the failure drills
 # (tests/test_drills.py). Needs root; otherwise skipped with the lab's reason. Wall times go to
-# bench/results/lab-suite-latest.json (target: the whole lab suite <= 15 minutes).
+# bench/results/lab-suite-latest.json (target: the whole lab suite <= 15 minutes). `make test`
+# runs test-lab last.
 .PHONY: molecule test-lab
 MOLECULE_SCENARIOS := default federation
 LAB_SUITE_JSON := bench/results/lab-suite-latest.json
@@ -187,22 +188,13 @@ molecule: setup $(COLLECTION_LINK)
 		echo "molecule $$s: $$(( $$(date +%s) - t0 )) s"; \
 	done
 
+# Molecule default, then molecule/federation step by step and the failure drills on that same
+# lab (one lab and one bootstrap for both), always torn down: tests/lab/suite.sh. Not root (or
+# no sshd): prints SKIPPED with the reason and succeeds.
 test-lab: setup $(COLLECTION_LINK)
-	$(call header,the lab: Molecule scenarios and failure drills)
+	$(call header,the lab: Molecule scenarios and failure drills (tests/lab/suite.sh))
 	@reason="$(lab_skip_reason)"; if [ -n "$$reason" ]; then echo "SKIPPED: lab unavailable: $$reason"; exit 0; fi; \
-	t0=$$(date +%s); times=""; \
-	for s in $(MOLECULE_SCENARIOS); do \
-		ts=$$(date +%s); \
-		$(WITH_VENV) timeout 1200 molecule test -s $$s; \
-		times="$$times\"molecule_$$s\": $$(( $$(date +%s) - ts )), "; \
-	done; \
-	td=$$(date +%s); \
-	PYTHONPATH="$(CURDIR)/collection" $(WITH_VENV) timeout 2400 $(BIN)/pytest -q -p no:cacheprovider -m lab tests/test_drills.py; \
-	t1=$$(date +%s); \
-	mkdir -p $(dir $(LAB_SUITE_JSON)); \
-	printf '{"what": "wall time of make test-lab (Molecule scenarios + failure drills)", "recorded_at": "%s", "seconds": {%s"drills": %d, "total": %d}, "target_s": 900, "load_average_1m": %s}\n' \
-		"$$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$times" $$(( t1 - td )) $$(( t1 - t0 )) "$$(cut -d' ' -f1 /proc/loadavg)" > $(LAB_SUITE_JSON); \
-	echo "the lab suite took $$(( t1 - t0 )) s (target 900 s): $(LAB_SUITE_JSON)"
+	$(WITH_VENV) tests/lab/suite.sh $(LAB_SUITE_JSON)
 
 # --------------------------------------------------------------------------- run
 

@@ -141,6 +141,8 @@ class LabFederation:
                 "ANSIBLE_FORCE_COLOR": "0",
                 "ANSIBLE_RETRY_FILES_ENABLED": "0",
                 "ANSIBLE_PIPELINING": "True",  # one SSH round trip per module instead of four
+                # Ansible's default without -C: compressing SSH to a host on this machine only costs CPU.
+                "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s",
                 "ANSIBLE_SSH_CONTROL_PATH_DIR": f"/run/esgf-nm-lab/cp-{self.lab.name}",
                 "ESGF_LAB_PKI_DIR": str(self.pki_dir),
                 "PYTHONDONTWRITEBYTECODE": "1",

@@ -3,7 +3,9 @@
 One lab for the module: 8 hosts (tests/lab: own network, mount and UTS namespaces and sshd
 each). The real bootstrap playbook builds a federation of 3 supernodes and 3 members on 6 of
 them over SSH (and is rerun: nothing may change); sn4 and m4 wait outside the inventory's
-groups. Then the drills, in order, each healed before the next:
+groups. In `make test-lab` that lab is molecule/federation's, which has just done exactly this
+(converge, idempotence, m3 added by add-member.yml, verify): ESGF_DRILLS_LAB names it and the
+drills start from it instead of bootstrapping a second lab. Then the drills, in order, each healed before the next:
 
 1. SIGKILL a supernode's agent -> the others declare it down and adopt its members; restart it
    -> its members return. Detection and convergence times are recorded, next to the simulator's
@@ -54,6 +56,7 @@ from tests.drills_support import (
     simulate_crash,
     wait_for,
 )
+from tests.lab import Lab
 from tests.playbook_support import missing_prerequisites
 
 pytestmark = [
@@ -124,12 +127,16 @@ def _markdown(doc: dict[str, Any]) -> str:
         "",
         "## Playbooks over SSH (6 hosts: 3 supernodes + 3 members)",
         "",
+        f"Source: {doc.get('source', 'the drills module')}.",
+        "",
         "| run | wall time | target |",
         "|---|---|---|",
     ]
     for key, label in (("bootstrap", "bootstrap-federation.yml, first run"), ("rerun", "bootstrap-federation.yml, rerun (changed=0)"),
+                       ("add_member_m3", "add-member.yml -e node=m3 (Molecule's side effect)"),
                        ("add_supernode", "rerun with sn4 added to the inventory"), ("add_member", "add-member.yml -e node=m4"),
-                       ("prepare", "prepare (wheelhouse + ESGF files, not part of the target)")):  # fmt: skip
+                       ("prepare", "prepare (wheelhouse + ESGF files, not part of the target)"),
+                       ("create_and_prepare", "lab create + prepare (Molecule's create step, not part of the target)")):  # fmt: skip
         if key in pb:
             target = doc["targets_s"].get(key)
             verdict = "" if target is None else f"≤ {target} s " + ("✓" if pb[key] <= target else "✗ (over)")
@@ -171,13 +178,60 @@ def _assert_ok(run: Run, what: str) -> None:
     assert run.rc == 0 and not run.failed_hosts(), f"{what} failed (rc {run.rc}, failed hosts {run.failed_hosts()}):\n{run.tail(120)}"
 
 
+#: Name of a running lab on which molecule/federation has bootstrapped, rerun (idempotence),
+#: extended (m3) and verified the federation: `make test-lab` (tests/lab/suite.sh) runs the
+#: drills there instead of building a second lab and bootstrapping it again.
+ATTACH_ENV = "ESGF_DRILLS_LAB"
+#: The suite's step times (JSON), for the bootstrap and rerun figures of an attached run.
+SUITE_TIMES_ENV = "ESGF_DRILLS_SUITE_TIMES"
+
+
+def _attach(name: str) -> LabFederation:
+    """The federation Molecule built on lab `name`; checked before any drill (test_bootstrap_over_ssh
+    and the `healed` fixture check it in depth)."""
+    lab = Lab.open(name)
+    missing = sorted(set(SUPERNODES + MEMBERS + [NEW_SUPERNODE, NEW_MEMBER]) - set(lab.host_names))
+    assert not missing, f"lab {name!r} has no hosts {missing}: not the federation scenario's lab"
+    federation = LabFederation(lab, HOSTVARS)
+    federation.set_groups(SUPERNODES, MEMBERS)  # m3 too: molecule's side effect added it
+    not_running = [h for h in SUPERNODES + MEMBERS if federation.agent_pid(h) is None]
+    assert not not_running, f"lab {name!r}: no agent runs on {not_running}"
+    timings = RESULTS["playbooks_s"]
+    RESULTS["source"] = (f"attached to lab {name!r}, built by molecule/federation: bootstrap = its converge step, "
+                         "rerun = its idempotence step (changed=0 checked by Molecule), both timed by tests/lab/suite.sh "
+                         "(wall time of the Molecule step, a few seconds of Molecule's own start included)")
+    try:
+        steps = json.loads(os.environ.get(SUITE_TIMES_ENV) or "{}")
+    except ValueError:
+        steps = {}
+    for key, step in (("create_and_prepare", "federation_create_prepare"), ("bootstrap", "federation_converge"),
+                      ("rerun", "federation_idempotence"), ("add_member_m3", "federation_side_effect")):  # fmt: skip
+        if step in steps:
+            timings[key] = steps[step]["s"]
+    return federation
+
+
 @pytest.fixture(scope="module")
 def fed(lab_factory: Any) -> Iterator[LabFederation]:
-    """The federation, bootstrapped once over SSH; the lab is destroyed at the end, always."""
-    account = AgentAccount()
-    lab = lab_factory([*SUPERNODES, *MEMBERS, NEW_SUPERNODE, NEW_MEMBER])
+    """The federation, bootstrapped once over SSH; the lab is destroyed at the end, always.
+
+    With ESGF_DRILLS_LAB set, the drills run on that lab (Molecule's federation, already
+    bootstrapped and verified), which its owner destroys; otherwise they build their own."""
     timings: dict[str, float] = {}
     RESULTS["playbooks_s"] = timings
+    attach = os.environ.get(ATTACH_ENV)
+    if attach:
+        try:
+            yield _attach(attach)
+        except BaseException as exc:
+            RESULTS.setdefault("failed", f"setup: {type(exc).__name__}: {str(exc)[:300]}")
+            raise
+        finally:
+            _write_results()
+        return
+    account = AgentAccount()
+    lab = lab_factory([*SUPERNODES, *MEMBERS, NEW_SUPERNODE, NEW_MEMBER])
+    RESULTS["source"] = "the drills' own lab: prepare, bootstrap and rerun run by this module"
     try:
         account.ensure()
         federation = LabFederation(lab, HOSTVARS)

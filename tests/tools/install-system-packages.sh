@@ -21,11 +21,21 @@ REQUIRED=(
     # Browser tests of the status page (headless, driven by Playwright for Python; never
     # `playwright install`: Debian's chromium is the browser).
     "/usr/bin/chromium chromium"
-    # The multi-host lab (tests/lab): one sshd per lab host (network namespace),
-    # link cuts between lab hosts with nftables, reachability checks with ping.
+    # The multi-host lab (tests/lab, `make test-lab` inside `make test`): one sshd per lab host
+    # (network namespace) and the ssh client Ansible uses, the namespaces, bridge and veths (ip),
+    # link cuts between lab hosts with nftables, reachability checks with ping; nsenter,
+    # unshare and setpriv come with util-linux (essential).
     "/usr/sbin/sshd openssh-server"
+    "/usr/bin/ssh openssh-client"
+    "/usr/sbin/ip iproute2"
     "/usr/sbin/nft nftables"
     "/usr/bin/ping iputils-ping"
+    # Inside lab hosts: Debian's python3 is Ansible's interpreter, the agent role makes the
+    # agent's venv with its venv module (ensurepip: python3-venv), the Molecule verify reads
+    # the agent's user with ps.
+    "/usr/bin/python3 python3"
+    "/usr/lib/python3.11/ensurepip/__init__.py python3-venv"  # Debian 12: python3 is 3.11
+    "/usr/bin/ps procps"
 )
 
 missing=()
