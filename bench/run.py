@@ -239,7 +239,7 @@ def assemble(files: list[Path], out: Path, tag: str) -> int:
         started.append(doc["started"])
         wall += float(doc["wall_s"])
     return write(results, f"{min(started)} .. {max(started)} (assembled from "
-                 f"{len(files)} parts)", wall, out, tag or "assembled")
+                 f"{len(files)} parts)", wall, out, tag)
 
 
 def write(results: list[dict[str, Any]], started: str, wall: float, out: Path,
