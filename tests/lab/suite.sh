@@ -19,7 +19,14 @@ results=${1:-bench/results/lab-suite-latest.json}
 venv_bin="$PWD/.venv/bin"
 export PATH="$venv_bin:$PATH"
 
-reason=$("$venv_bin/python" -c 'from tests.lab.fixtures import lab_skip_reason; print(lab_skip_reason() or "")')
+if [[ $(id -u) -ne 0 ]]; then
+    echo "SKIPPED: lab unavailable: not root (the lab needs network and mount namespaces, nftables, sshd)"
+    exit 0
+fi
+if ! reason=$("$venv_bin/python" -c 'from tests.lab.fixtures import lab_skip_reason; print(lab_skip_reason() or "")'); then
+    echo "lab suite: cannot ask the lab whether it can run here (is the venv set up? make setup)" >&2
+    exit 1
+fi
 if [[ -n "$reason" ]]; then
     echo "SKIPPED: $reason"
     exit 0
