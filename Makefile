@@ -198,10 +198,15 @@ test-lab: setup $(COLLECTION_LINK)
 
 # --------------------------------------------------------------------------- run
 
-bench: setup
-	$(call header,benchmarks)
-	@if [ -f bench/run.py ]; then $(PY) bench/run.py; \
-	else echo "no benchmarks exist yet (bench/run.py is missing)"; fi
+# Simulator (ours vs the prototype), agent processes, playbooks on inventories/local; each
+# writes under bench/results/. Measured, never asserted (see bench/README.md).
+bench: setup $(COLLECTION_LINK)
+	$(call header,benchmarks: simulator)
+	$(PY) bench/run.py
+	$(call header,benchmarks: agent)
+	$(PY) bench/agent_bench.py
+	$(call header,benchmarks: playbooks)
+	$(WITH_VENV) $(PY) bench/playbooks_bench.py --latest
 
 # A federation of agents on this machine (inventories/local), bootstrapped by the playbooks.
 demo: setup

@@ -36,6 +36,9 @@ REQUIRED=(
     "/usr/bin/python3 python3"
     "/usr/lib/python3.11/ensurepip/__init__.py python3-venv"  # Debian 12: python3 is 3.11
     "/usr/bin/ps procps"
+    # tests/test_systemd_unit.py: systemd's own checks of the agent role's unit (verify,
+    # security --offline); nothing here runs systemd as PID 1.
+    "/usr/bin/systemd-analyze systemd"
 )
 
 missing=()
