@@ -538,6 +538,20 @@ def test_join_delayed_until_synced() -> None:
     assert reply_of(join(core, "m.org", EPOCH + 3)).answer == "accept"
 
 
+def test_synced_when_a_peer_answers_with_the_same_map() -> None:
+    # Every supernode started from the same initial map: no digest ever differs, so no sync
+    # runs; an equal digest from a live peer is what says there is nothing to catch up with.
+    core = SupernodeCore("sn1.org", CFG, base_map())
+    assert not core.synced
+    core.handle(ProbeDone("sn2.org", 0, 4.0, PROPS_GOOD, "another map", EPOCH + 1))
+    assert not core.synced  # a different map: a sync is asked, not assumed
+    core.handle(ProbeDone("sn3.org", 0, None, None, core.digest, EPOCH + 1))
+    assert not core.synced  # no answer in time proves nothing
+    core.handle(ProbeDone("sn3.org", 0, 4.0, PROPS_GOOD, core.digest, EPOCH + 2))
+    assert core.synced
+    assert reply_of(join(core, "m.org", EPOCH + 3)).answer == "accept"
+
+
 def test_join_delayed_while_declared_down() -> None:
     m = base_map()
     m = replace(m, decision=nm.Decision(3, "2", {"1": "unreachable", "2": "good", "3": "good"}))

@@ -298,8 +298,14 @@ class SupernodeCore:
         if peer is not None:
             if ev.round == self.round and self._pending.get(peer.id, 0) is None:
                 self._pending[peer.id] = (ev.rtt_ms, ev.props)
-            if ev.rtt_ms is not None and ev.digest and ev.digest != self.digest:
-                self._start_sync(peer, ev.now)
+            if ev.rtt_ms is not None and ev.digest:
+                if ev.digest != self.digest:
+                    self._start_sync(peer, ev.now)
+                elif not self.synced:
+                    # A live peer holds exactly this map: nothing to catch up with. Without
+                    # this, a supernode whose map already equals its peers' never runs a sync,
+                    # so it would answer every join "delayed" for ever.
+                    self.synced = True
             if (ev.round == self.round and self.reported_round < self.round
                     and all(v is not None for v in self._pending.values())):
                 self._finish_round(self.round, ev.now)
