@@ -81,6 +81,26 @@ def test_bootstrap_seeds_one_epoch_and_every_member_joins(fed: Federation) -> No
              "every supernode to hold the same map")
 
 
+def test_status_tells_whether_every_peer_holds_the_same_map(fed: Federation,
+                                                          capsys: Any) -> None:
+    # Seen from one supernode: each peer's last probe answer carried this node's own digest.
+    sns = fed.supernodes()
+    others = sorted(h for h in sns if h != sns[0])
+
+    def all_in_sync() -> bool:
+        m = fed.status(sns[0])["map"]
+        return sorted(m["peers_in_sync"]) == others and m["peers_differ"] == []
+
+    wait_for(all_in_sync, 15, "sn1 to see every peer holding its map")
+    sock = fed.nodes[sns[0]].socket
+
+    def text_says_same() -> bool:
+        main(["status", "--socket", sock])
+        return f"(same on all {len(others)} peers)" in capsys.readouterr().out
+
+    wait_for(text_says_same, 15, "esgf-nm status to say the map is the same on every peer")
+
+
 def test_cli_status_members_epoch_and_check(fed: Federation, capsys: Any) -> None:
     sock = fed.nodes["sn1.test"].socket
     assert main(["status", "--socket", sock, "--json"]) == 0

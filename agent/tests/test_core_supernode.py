@@ -552,6 +552,23 @@ def test_synced_when_a_peer_answers_with_the_same_map() -> None:
     assert reply_of(join(core, "m.org", EPOCH + 3)).answer == "accept"
 
 
+def test_status_says_which_peers_held_the_same_map() -> None:
+    # map.peers_in_sync: from one node, whether the map is the same everywhere (as of the
+    # last answer of each peer); a peer that never answered, or held another map, differs.
+    from esgf_nodemgr.runtime.status import supernode_status
+    core = SupernodeCore("sn1.org", CFG, base_map())
+    core.handle(ProbeDone("sn2.org", 0, 4.0, PROPS_GOOD, core.digest, EPOCH + 1))
+    core.handle(ProbeDone("sn3.org", 0, 4.0, PROPS_GOOD, "another map", EPOCH + 1))
+    st = supernode_status(core, EPOCH + 1)
+    assert st["map"]["peers_in_sync"] == ["sn2.org"]
+    assert st["map"]["peers_differ"] == ["sn3.org"]
+    core.handle(ProbeDone("sn3.org", 1, 4.0, PROPS_GOOD, core.digest, EPOCH + 6))
+    core.handle(ProbeDone("sn2.org", 1, None, None, None, EPOCH + 6))  # no answer: kept
+    st = supernode_status(core, EPOCH + 6)
+    assert st["map"]["peers_in_sync"] == ["sn2.org", "sn3.org"]
+    assert st["map"]["peers_differ"] == []
+
+
 def test_join_delayed_while_declared_down() -> None:
     m = base_map()
     m = replace(m, decision=nm.Decision(3, "2", {"1": "unreachable", "2": "good", "3": "good"}))

@@ -183,7 +183,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     down = [s for s in st["supernodes"] if s["health"] in ("unreachable", "bad")]
     out.write(f"supernode {st['hostname']} (id {st.get('id')}): round {st.get('round')}, "
               f"leader {st.get('leader_hostname') or '-'}, epoch {st.get('epoch')}, "
-              f"map {st['map']['digest'][:12]}\n")
+              f"map {st['map']['digest'][:12]}{_sync_note(st['map'])}\n")
     out.write(f"federation: {len(st['supernodes'])} supernodes ({len(down)} down), "
               f"{len(st['members'])} members\n\n")
     local = st.get("local_links", {})
@@ -200,6 +200,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         for t in st["timeline"][:5]:
             out.write(f"  {t['summary']} (by {t['leader']})\n")
     return EXIT_FAILURE if down else EXIT_OK
+
+
+def _sync_note(m: Dict[str, Any]) -> str:
+    """' (same on all 2 peers)' or ' (differs from sn3 at its last answer)'."""
+    if "peers_differ" not in m:  # an agent older than this command
+        return ""
+    if m["peers_differ"]:
+        return f" (differs from {', '.join(m['peers_differ'])} at their last answer)"
+    return f" (same on all {len(m['peers_in_sync'])} peers)"
 
 
 def _fmt_ms(v: Optional[float]) -> str:

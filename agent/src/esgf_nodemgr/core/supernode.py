@@ -92,6 +92,9 @@ class SupernodeCore:
         self._member_pending: Dict[str, Optional[float]] = {}
         self.trackers: Dict[str, hl.LinkState] = {}
         self.member_trackers: Dict[str, hl.LinkState] = {}
+        #: Peer id -> the map digest its last answered probe carried: whether this node and
+        #: that peer held the same map when they last spoke (status, ``map.peers_in_sync``).
+        self.peer_digests: Dict[str, str] = {}
         self._observations: Dict[int, Dict[str, hl.Observation]] = {}
         self._decided: Set[int] = set()
         self._sync_sent: Dict[str, float] = {}
@@ -299,6 +302,7 @@ class SupernodeCore:
             if ev.round == self.round and self._pending.get(peer.id, 0) is None:
                 self._pending[peer.id] = (ev.rtt_ms, ev.props)
             if ev.rtt_ms is not None and ev.digest:
+                self.peer_digests[peer.id] = ev.digest
                 if ev.digest != self.digest:
                     self._start_sync(peer, ev.now)
                 elif not self.synced:
@@ -333,6 +337,8 @@ class SupernodeCore:
                                                 up_after=cfg.up_after)
         for gone in set(self.trackers) - set(self.map.roster.ids):
             del self.trackers[gone]
+        for gone in set(self.peer_digests) - set(self.map.roster.ids):
+            del self.peer_digests[gone]
         alive = self.alive()
         observation = hl.Observation(
             observer=me, round=r, voting=hl.is_voting(self.trackers, alive),

@@ -43,6 +43,15 @@ def supernode_status(core: SupernodeCore, now: float) -> Dict[str, Any]:
             rtt = m.report(b).rtt_ms.get(a)
         links.append({"from": a, "to": b, "status": vw.link_status(m, a, b), "rtt_ms": rtt})
     d = m.decision
+    # Whether each other supernode held this very map when it last answered a probe: an
+    # operator (or a test) sees "the map is the same everywhere" from one node.
+    digest = core.digest
+    in_sync: List[str] = []
+    differ: List[str] = []
+    for s in m.roster.supernodes:
+        if s.id == me:
+            continue
+        (in_sync if core.peer_digests.get(s.id) == digest else differ).append(s.hostname)
     return {
         "role": "supernode",
         "hostname": core.hostname,
@@ -53,7 +62,8 @@ def supernode_status(core: SupernodeCore, now: float) -> Dict[str, Any]:
         "leader": leader,
         "leader_hostname": hostnames.get(leader or ""),
         "epoch": m.epoch.value,
-        "map": {"digest": core.digest, "roster_version": m.roster.version,
+        "map": {"digest": digest, "roster_version": m.roster.version,
+                "peers_in_sync": in_sync, "peers_differ": differ,
                 "decision": list(d.version) if d else None,
                 "entries": {k: e.version for k, e in m.entries.items()},
                 "capacity": m.roster.capacity},
