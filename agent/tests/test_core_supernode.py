@@ -260,6 +260,9 @@ def test_dead_supernode_is_declared_down_and_its_members_move() -> None:
     # Each adopted member got its slice from its new server.
     slices = [m for m in net.inbox["a.org"] if isinstance(m, msg.Slice)]
     assert slices[-1].server == "1" and slices[-1].home == "3"
+    # The move went twice (one lost copy must not hold the member back until the next
+    # member probe); the slice after its join, whose answer already named the server, once.
+    assert [s.server for s in slices] == ["3", "1", "1"]
     # sn3 comes back: the next leader sees it and its members return home.
     net.dead.discard("sn3.org")
     for r in (3, 4, 5):
@@ -269,6 +272,10 @@ def test_dead_supernode_is_declared_down_and_its_members_move() -> None:
     assert all(c[h].map.decision == d for h in HOSTS)
     assert [v.server for v in vw.members(c["sn3.org"].map)] == ["3", "3", "3"]
     assert any("3 members returned home" in text for _, text in net.notes)
+    # sn3 had sent a.org this very slice (server 3) before it was declared down; it is sent
+    # again now that the decision returns a.org, whatever sn1 sent in between.
+    slices = [m for m in net.inbox["a.org"] if isinstance(m, msg.Slice)]
+    assert [s.server for s in slices] == ["3", "1", "1", "3", "3"]
 
 
 def test_crash_between_persist_and_send_resumes_from_the_store() -> None:

@@ -103,6 +103,8 @@ class SupernodeCore:
         #: pushed to the other supernodes once, at the end.
         self._report_dirty = False
         self._slices_sent: Dict[str, str] = {}
+        #: The server named in the last slice sent to each member (moved: sent twice).
+        self._slice_server: Dict[str, Tuple[Optional[str], Optional[str]]] = {}
         self._rtt_published = -(1 << 30)
         self._out: List[Effect] = []
         self._persist: Dict[str, Any] = {}
@@ -250,6 +252,17 @@ class SupernodeCore:
             self._digest = None
             self._journal.append(f"dropped stale copies of {', '.join(m.hostname for m in stale)}")
             self._push_to_supernodes({f"entry/{me}": nm.entry_to_json(entry)})
+        if old.decision is not self.map.decision:
+            # Members the new decision moves get their slice again even if this node sent the
+            # same one before: meanwhile another server (acting on the older decision) may have
+            # claimed them. Seen in the simulator: a restarted home node's early slice, then the
+            # adopter's, then the decision returning them home -- and nothing resent.
+            before = old.decision.placement if old.decision is not None else {}
+            after = self.map.decision.placement if self.map.decision is not None else {}
+            for hostname in set(before) | set(after):
+                if before.get(hostname) != after.get(hostname):
+                    self._slices_sent.pop(hostname, None)
+                    self._slice_server.pop(hostname, None)  # a move: sent twice
         self._view()
         gen = (self._view_gen, self.map.epoch)
         if self._slices_gen is not None and self._slices_gen[0] == gen[0] and \
@@ -513,7 +526,15 @@ class SupernodeCore:
             s, fp = self._slice_and_digest(member)
             if self._slices_sent.get(member.hostname) != fp:
                 self._slices_sent[member.hostname] = fp
-                self._out.append(Send(member.hostname, member.address, member.port, s))
+                # A slice that moves the member to a new server (adopted, returned, promoted
+                # standby) is on the critical path of a decision: one lost copy would leave
+                # the member with its old server until the next member probe. Sent twice,
+                # like the decision itself; a second copy changes nothing at the member.
+                key = (s.server, s.server_hostname)
+                moved = self._slice_server.get(member.hostname) != key
+                self._slice_server[member.hostname] = key
+                for _ in range(REDUNDANT_COPIES if moved else 1):
+                    self._out.append(Send(member.hostname, member.address, member.port, s))
 
     def _check_slice(self, hostname: str, their_digest: str) -> None:
         claims = self._view()[1]
@@ -638,6 +659,8 @@ class SupernodeCore:
                                            round_now=round_now, synced=self.synced)
         if entry is not None:
             self.stats["joins"] += 1
+            # The answer already names this node as the server: the first slice moves nothing.
+            self._slice_server[sender] = (me, None)
             self._set_map(self.map.with_entry(entry), f"join {sender}: {answer.reason}")
             self._push_to_supernodes({f"entry/{entry.supernode}": nm.entry_to_json(entry)})
         self._reply(sender, m.address, m.port, "join", answer)
