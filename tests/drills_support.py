@@ -24,14 +24,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.lab import Lab, LabError
-from tests.playbook_support import parse_recap
+from tests.playbook_support import TRANSIENT_ERRORS, Run, parse_recap
+from tests.playbook_support import wait_for as _wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
@@ -46,26 +46,6 @@ PORT = 7443
 DOWN = frozenset({"bad", "unreachable"})
 
 Status = dict[str, Any]
-
-
-@dataclass
-class Run:
-    """One ``ansible-playbook`` run."""
-
-    args: list[str]
-    rc: int
-    output: str
-    seconds: float
-    recap: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def changed_hosts(self) -> dict[str, int]:
-        return {h: r["changed"] for h, r in self.recap.items() if r["changed"]}
-
-    def failed_hosts(self) -> dict[str, int]:
-        return {h: r["failed"] + r["unreachable"] for h, r in self.recap.items() if r["failed"] or r["unreachable"]}
-
-    def tail(self, lines: int = 80) -> str:
-        return "\n".join(self.output.splitlines()[-lines:])
 
 
 class AgentAccount:
@@ -247,19 +227,8 @@ def one_map(views: Mapping[str, Status]) -> bool:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll `predicate` until it returns something truthy; AssertionError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (AssertionError, OSError, ValueError, KeyError, LabError, subprocess.TimeoutExpired) as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last})" if last else ""))
-        time.sleep(interval)
+    """:func:`tests.playbook_support.wait_for`, also waiting through the lab's own errors."""
+    return _wait_for(predicate, timeout, what, interval, (*TRANSIENT_ERRORS, LabError))
 
 
 # -- the simulator's prediction -------------------------------------------------------------------

@@ -12,7 +12,6 @@ SIGTERM/SIGKILL by the pidfiles the agents' service fallback wrote.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import random
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from esgf_nodemgr.runtime.adminclient import AdminClient, AdminError, AdminUnavailable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
@@ -72,6 +72,30 @@ def parse_recap(output: str) -> dict[str, dict[str, int]]:
     tail = output[output.rfind("PLAY RECAP"):]
     return {m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
             for m in _RECAP.finditer(tail)}
+
+
+#: What a predicate of :func:`wait_for` may raise while the thing waited for is not there yet.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (AssertionError, OSError, ValueError, KeyError,
+                                                     subprocess.TimeoutExpired)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2,
+             transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS):
+    """Poll ``predicate`` until it returns something truthy, and return that; AssertionError
+    naming ``what`` (and the last transient error) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except transient as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
+                                 + (f" (last error: {last})" if last else ""))
+        time.sleep(interval)
 
 
 @dataclass
@@ -199,35 +223,13 @@ class LocalFederation:
     def admin_status(self, node: str, timeout: float = 2.0) -> dict | None:
         """``GET /v1/status`` on ``node``'s admin socket, in this process (no CLI start): None
         when the agent does not answer. Cheap enough to poll every node several times a second."""
-        conn = _UnixHTTPConnection(str(self.socket(node)), timeout)
         try:
-            conn.request("GET", "/v1/status")
-            resp = conn.getresponse()
-            body = resp.read()
-        except (OSError, http.client.HTTPException):
+            return AdminClient(str(self.socket(node)), timeout).get("/v1/status")
+        except (AdminUnavailable, AdminError):
             return None
-        finally:
-            conn.close()
-        if resp.status != 200:
-            return None
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            return None
-        return doc if isinstance(doc, dict) else None
 
     def wait_for(self, predicate, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        last: BaseException | None = None
-        while time.monotonic() < deadline:
-            try:
-                if predicate():
-                    return
-            except (AssertionError, OSError, ValueError, KeyError) as exc:
-                last = exc
-            time.sleep(0.5)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
-                             + (f" (last error: {last})" if last else ""))
+        wait_for(predicate, timeout, what, interval=0.5)
 
     def agent_pids(self) -> dict[str, int]:
         """Pids of every running agent under the root, by node directory name."""
@@ -253,22 +255,6 @@ class LocalFederation:
         if not self.root.exists():
             return []
         return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*"))
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 def process_start_time(pid: int) -> float | None:
