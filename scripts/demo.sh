@@ -8,12 +8,8 @@
 # Nothing here needs root: the agents run as the invoking user.
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$repo"
-export PATH="$repo/.venv/bin:$PATH"
-export ESGF_NM_LOCAL_ROOT="${ESGF_NM_LOCAL_ROOT:-$repo/.demo}"
-export ESGF_NM_LOCAL_PORT_BASE="${ESGF_NM_LOCAL_PORT_BASE:-17440}"
-export ANSIBLE_FORKS="${ANSIBLE_FORKS:-10}"
+# shellcheck source=scripts/demo-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/demo-env.sh"
 
 echo "bootstrapping the local federation in $ESGF_NM_LOCAL_ROOT (ports from $ESGF_NM_LOCAL_PORT_BASE)"
 ansible-playbook -i inventories/local playbooks/bootstrap-federation.yml
