@@ -39,7 +39,8 @@ TARGETS = {
 
 
 def cases(sizes: list[tuple[int, int]], duration: float, hour_n: int,
-          hour_s: float, first_seed: int = 1) -> list[Case]:
+          hour_s: float, first_seed: int = 1,
+          hour_profiles: tuple[str, ...] = ("ours", "prototype")) -> list[Case]:
     out: list[Case] = []
     for n, count in sizes:
         for seed in range(first_seed, first_seed + count):
@@ -49,7 +50,7 @@ def cases(sizes: list[tuple[int, int]], duration: float, hour_n: int,
                             "duration_s": duration,
                             "profile": profile, "samples": 1})
     if hour_s > 0:
-        for profile in ("ours", "prototype"):
+        for profile in hour_profiles:
             out.append({"supernodes": hour_n, "members": 10 * hour_n, "seed": 1000,
                         "scenario": "none", "loss": 0.05, "skew_s": 0.5, "duration_s": hour_s,
                         "profile": profile, "samples": 0})
@@ -57,8 +58,10 @@ def cases(sizes: list[tuple[int, int]], duration: float, hour_n: int,
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
-    """"5:5,20:3,50:3" -> [(5, 5), (20, 3), (50, 3)] (supernodes:seeds)."""
-    out = []
+    """"5:5,20:3,50:3" -> [(5, 5), (20, 3), (50, 3)] (supernodes:seeds); "none" -> []."""
+    out: list[tuple[int, int]] = []
+    if text.strip() in ("", "none"):
+        return out
     for part in text.split(","):
         n, _, seeds = part.partition(":")
         out.append((int(n), int(seeds or 1)))
@@ -201,12 +204,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="small smoke version: N=5 and 20, a 10-minute quiet run at N=20")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--sizes", default="5:5,20:3,50:3",
-                        help="supernodes:seeds,... for the crash runs (default 5:5,20:3,50:3)")
+                        help="supernodes:seeds,... for the crash runs (default 5:5,20:3,50:3; "
+                        "none: no crash runs)")
     parser.add_argument("--duration", type=float, default=300.0,
                         help="safety phase of the crash runs, simulated seconds")
     parser.add_argument("--hour-n", type=int, default=50, help="N of the quiet 5%%-loss run")
     parser.add_argument("--hour-s", type=float, default=3600.0,
                         help="length of the quiet run (0: skip it)")
+    parser.add_argument("--hour-profiles", default="ours,prototype",
+                        help="profiles of the quiet run (the target is on ours; the prototype's "
+                        "hour is for comparison)")
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--first-seed", type=int, default=1,
@@ -221,7 +228,13 @@ def main(argv: list[str] | None = None) -> int:
         args.sizes, args.hour_n, args.hour_s = "5:2,20:1", 20, 600.0
         args.tag = args.tag or "quick"
     started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    todo = cases(_sizes(args.sizes), args.duration, args.hour_n, args.hour_s, args.first_seed)
+    hour_profiles = tuple(p for p in args.hour_profiles.split(",") if p)
+    unknown = set(hour_profiles) - {"ours", "prototype"}
+    if unknown:
+        parser.error(f"--hour-profiles: unknown profile(s) {', '.join(sorted(unknown))} "
+                     "(ours, prototype)")
+    todo = cases(_sizes(args.sizes), args.duration, args.hour_n, args.hour_s, args.first_seed,
+                 hour_profiles)
     print(f"bench: {len(todo)} simulation runs on {args.workers} worker(s)", flush=True)
     t0 = time.monotonic()
     results = run_all(todo, args.workers)
