@@ -285,6 +285,17 @@ def test_sigkilled_supernode_members_adopted_then_returned(fed: Federation) -> N
         wait_for(lambda m=m: fed.status(m)["server_hostname"] == victim, 10,
                  f"member {m} to follow its returning server")
     assert detection < 15 * ROUND_S
+    # The logs tell the outage once, not once per attempt, and stay quiet about what is not
+    # a problem (a duplicate push answered "ignored"; members keep nobody's properties).
+    for h in fed.supernodes() + fed.members():
+        log = fed.nodes[h].log
+        assert log is not None
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if " INFO " in ln]
+        assert not [ln for ln in lines if "nothing newer" in ln], h
+        undelivered = [ln for ln in lines if f"messages to {victim} not delivered" in ln]
+        assert len(undelivered) <= 1, (h, undelivered)
+        if h in fed.members():
+            assert not [ln for ln in lines if "relayed properties" in ln], h
 
 
 def test_member_leaves_everywhere(fed: Federation, capsys: Any) -> None:

@@ -48,6 +48,7 @@ from esgf_nodemgr.core.member import MemberCore
 from esgf_nodemgr.core.supernode import SupernodeCore
 from esgf_nodemgr.runtime import esgf_files, registration
 from esgf_nodemgr.runtime.config import AgentConfig
+from esgf_nodemgr.runtime.logonce import FailureLog
 from esgf_nodemgr.runtime.metrics_pg import MetricsCollector, MetricsSnapshot, PgSettings
 from esgf_nodemgr.runtime.prom import Telemetry
 from esgf_nodemgr.runtime.status import build_status
@@ -139,6 +140,8 @@ class Agent:
                                    scheme="https" if tls_settings is not None else "http")
         self._server_tls = server_tls
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=QUEUE_LIMIT)
+        #: Failures to reach a peer are logged once per outage, not once per attempt.
+        self._failures = FailureLog(logger)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=cfg.workers,
                                                            thread_name_prefix="esgf-nm-io")
         self._stop = threading.Event()
@@ -331,7 +334,10 @@ class Agent:
         try:
             self.transport.send(eff.address, eff.port, eff.message)
         except TransportError as exc:
-            logger.info("message %s to %s not delivered: %s", eff.message.kind, eff.to, exc)
+            self._failures.failed(("send", eff.to), "messages to %s not delivered: %s (%s)",
+                                  eff.to, exc, eff.message.kind)
+            return
+        self._failures.succeeded(("send", eff.to), "messages to %s delivered again", eff.to)
 
     def _do_probe(self, eff: Probe) -> None:
         try:
@@ -346,6 +352,10 @@ class Agent:
         self._submit_quiet(ProbeDone(target=eff.target, round=eff.round, rtt_ms=answer.rtt_ms,
                                      props=answer.props, digest=answer.digest,
                                      now=self.clock()))
+        if not isinstance(self.core, SupernodeCore):
+            # A member probes supernodes only to choose where to join: it keeps no one's
+            # properties (its registration.xml comes whole from its server).
+            return
         if answer.props_hash and self._known_props.get(eff.target) != answer.props_hash:
             self._fetch_props(eff.target, eff.address, eff.port)
         if answer.bundle and self._peer_bundles.get(eff.target) != answer.bundle:
@@ -356,8 +366,10 @@ class Agent:
         try:
             doc = self.transport.get_json(address, port, "/esgf-nm/v1/properties")
         except TransportError as exc:
-            logger.info("properties bundle of %s not fetched: %s", peer, exc)
+            self._failures.failed(("bundle", peer), "properties bundle of %s not fetched: %s",
+                                  peer, exc)
             return
+        self._failures.succeeded(("bundle", peer), "properties bundle of %s fetched again", peer)
         nodes = doc.get("nodes")
         if not isinstance(nodes, dict):
             logger.warning("properties bundle of %s is malformed", peer)
@@ -374,8 +386,10 @@ class Agent:
         try:
             doc = self.transport.get_json(address, port, "/esgf-nm/node-props.json")
         except TransportError as exc:
-            logger.info("properties of %s not fetched: %s", hostname, exc)
+            self._failures.failed(("props", hostname), "properties of %s not fetched: %s",
+                                  hostname, exc)
             return
+        self._failures.succeeded(("props", hostname), "properties of %s fetched again", hostname)
         self._submit_quiet(PropsReceived(hostname=hostname, props=doc,
                                          props_hash=props_hash(doc), now=self.clock()))
 
@@ -394,10 +408,16 @@ class Agent:
         if isinstance(event, PropsReceived):
             if event.hostname == self.cfg.hostname:
                 return []
-            if event.via is not None and not self._relay_allowed(event.via, event.hostname):
-                logger.warning("%s relayed properties of %s, which it does not serve; ignored",
-                               event.via, event.hostname)
-                return []
+            if event.via is not None:
+                key = ("relay", event.via, event.hostname)
+                if not self._relay_allowed(event.via, event.hostname):
+                    # Right after a decision moves a member, a peer's bundle may still hold
+                    # it: normal, and logged once, not on every bundle.
+                    self._failures.failed(key, "%s relayed properties of %s, which it does not "
+                                          "serve in this node's map; ignored", event.via,
+                                          event.hostname)
+                    return []
+                self._failures.succeeded(key)
             if self._known_props.get(event.hostname) == event.props_hash:
                 return []
             try:
@@ -588,8 +608,11 @@ class Agent:
             data = self.transport.get_bytes(target.address, target.port,
                                             "/esgf-nm/registration.xml")
         except TransportError as exc:
-            logger.info("registration.xml not fetched from %s: %s", target.hostname, exc)
+            self._failures.failed(("registration", target.hostname),
+                                  "registration.xml not fetched from %s: %s", target.hostname, exc)
             return
+        self._failures.succeeded(("registration", target.hostname),
+                                 "registration.xml fetched from %s again", target.hostname)
         self._submit_quiet(RegistrationFetched(data=data, now=self.clock()))
 
     def _publish(self, now: float, force: bool = False) -> None:

@@ -37,6 +37,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from esgf_nodemgr.runtime.logonce import FailureLog
 from esgf_nodemgr.runtime.tls import peer_identity
 
 logger = logging.getLogger(__name__)
@@ -262,6 +263,8 @@ class HTTPServer:
         self._slots = threading.BoundedSemaphore(max_connections)
         self._lock = threading.Lock()
         self._stats = ServerStats()
+        #: A client failing its handshake every round is logged once, not every time.
+        self._handshake_log = FailureLog(logger)
         self._active: Dict[int, _Connection] = {}
         self._workers: Dict[int, threading.Thread] = {}
         self._listener: Optional[socket.socket] = None
@@ -452,8 +455,13 @@ class HTTPServer:
             with self._lock:
                 self._stats.handshake_failures += 1
             reason = getattr(exc, "reason", None) or exc
-            logger.info("%s: TLS handshake with %s failed: %s", self._name, conn.client, reason)
+            self._handshake_log.failed(_client_host(conn.client),
+                                       "%s: TLS handshake with %s failed: %s",
+                                       self._name, conn.client, reason)
             return False
+        self._handshake_log.succeeded(_client_host(conn.client),
+                                      "%s: TLS handshake with %s works again", self._name,
+                                      conn.client)
         conn.peer = peer_identity(tls_sock)
         return True
 
@@ -653,6 +661,12 @@ def _parse_query(text: str) -> Dict[str, str]:
             raise HTTPError(400, f"duplicate query parameter {key!r}")
         result[key] = value
     return result
+
+
+def _client_host(client: str) -> str:
+    """'10.0.0.1:51234' -> '10.0.0.1' (one key per client host, whatever its source port)."""
+    host, sep, port = client.rpartition(":")
+    return host if sep and port.isdigit() else client
 
 
 def _format_client(addr: Any, unix: bool) -> str:

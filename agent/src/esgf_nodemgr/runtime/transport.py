@@ -57,8 +57,9 @@ class Transport:
         self._settings = settings
         self._scheme = scheme
         self._shared: Optional[requests.Session] = None
-        self.counters: Dict[str, int] = {"sent": 0, "send_failed": 0, "probes": 0,
-                                         "probe_failed": 0, "bytes_sent": 0}
+        #: ``sent_ignored``: delivered, but the receiver already held it (409 "ignored").
+        self.counters: Dict[str, int] = {"sent": 0, "sent_ignored": 0, "send_failed": 0,
+                                         "probes": 0, "probe_failed": 0, "bytes_sent": 0}
         self._sent_kinds: Dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -113,6 +114,11 @@ class Transport:
             with self._lock:
                 self._sent_kinds[message.kind] = self._sent_kinds.get(message.kind, 0) + 1
             answer = _json_answer(resp)
+            if resp.status_code == 409 and answer.get("status") == "ignored":
+                # Delivered; the receiver already held it (or newer): a duplicate copy or a
+                # push that crossed a sync. Not a failure.
+                self._count("sent_ignored")
+                return answer
             if resp.status_code >= 400:
                 raise TransportError(f"{url}: HTTP {resp.status_code}: "
                                      f"{answer.get('error') or answer.get('detail')}")
