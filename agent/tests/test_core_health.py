@@ -106,6 +106,22 @@ def test_j_successes_bring_it_back() -> None:
         ["up", "up", "down", "down", "down", "down", "up"]
 
 
+def test_a_down_link_whose_last_probe_succeeded_is_reported_unverified() -> None:
+    down = hl.LinkState()
+    for _ in range(2):
+        down = hl.observe(down, None, None, down_after=2, up_after=2)
+    assert hl.reported(down) == "down"
+    # One success: still down (hysteresis), but the peer answers: not a vote against it.
+    recovering = hl.observe(down, 30.0, None, down_after=2, up_after=2)
+    assert recovering.status == "down" and hl.reported(recovering) == "unverified"
+    # A failure again: a down vote again, at once.
+    again = hl.observe(recovering, None, None, down_after=2, up_after=2)
+    assert again.status == "down" and hl.reported(again) == "down"
+    up = hl.observe(recovering, 30.0, None, down_after=2, up_after=2)
+    assert hl.reported(up) == "up"
+    assert hl.reported(hl.LinkState()) == "unverified"
+
+
 def test_first_success_verifies_a_new_link() -> None:
     assert run([5.0], start=hl.LinkState()) == ["up"]
     assert run([None, None], k=2, start=hl.LinkState()) == ["unverified", "down"]

@@ -64,6 +64,20 @@ def observe(state: LinkState, rtt_ms: Optional[float], props: Optional[str], *,
                      props=props or state.props)
 
 
+def reported(state: LinkState) -> str:
+    """The link status an observer reports to the leader.
+
+    A link still ``down`` by hysteresis whose last probe succeeded is reported ``unverified``:
+    the peer answers again, it is only not confirmed ``up`` yet. Reporting it ``down`` would
+    let a leader declare a supernode that just came back down again in the very next round
+    (every observer still holds ``down`` after one success, and the returning node's own
+    observations, later than the others' when its clock is behind, are not waited for).
+    """
+    if state.status == "down" and state.misses == 0 and state.successes > 0:
+        return "unverified"
+    return state.status
+
+
 def is_voting(links: Mapping[str, LinkState], believed_alive: AbstractSet[str]) -> bool:
     """Whether an observer's reports count: it reaches at least half of its live peers."""
     peers = [p for p in links if p in believed_alive]

@@ -355,7 +355,7 @@ class SupernodeCore:
         alive = self.alive()
         observation = hl.Observation(
             observer=me, round=r, voting=hl.is_voting(self.trackers, alive),
-            links={p: t.status for p, t in self.trackers.items()},
+            links={p: hl.reported(t) for p, t in self.trackers.items()},
             props={p: t.props for p, t in self.trackers.items() if t.props is not None},
             suspect=frozenset(p for p, t in self.trackers.items()
                               if t.status == "up" and t.misses > 0))
