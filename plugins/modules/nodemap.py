@@ -131,6 +131,13 @@ retired:
   type: list
   elements: str
   sample: ["sn3.example.org"]
+content:
+  description:
+    - The map as text, what O(dest) holds after the run (in check mode, what it would hold). The
+      bootstrap playbook hands it to every node as its initial map without reading O(dest) again.
+  returned: always
+  type: str
+  sample: '{"roster": {"version": 2, "supernodes": []}}'
 source:
   description:
     - Where the starting point came from. V(agent+file) the live agent's roster with O(dest)'s
@@ -248,6 +255,9 @@ def main():
     added, retired = roster_changes(start_roster, new_roster)
     changed = new_doc != dest_doc
 
+    # What dest holds after the run: the new map when it changed (or, in check mode, would).
+    with open(out if changed or dest_doc is None else dest, "rb") as f:
+        content = f.read().decode("utf-8")
     if changed and not module.check_mode:
         module.atomic_move(out, dest)
     file_args = module.load_file_common_arguments(p, path=dest)
@@ -262,6 +272,7 @@ def main():
         added=added,
         retired=retired,
         source=source,
+        content=content,
     )
     if module._diff:
         result["diff"] = dict(before=roster_text(before_roster), after=roster_text(new_roster),

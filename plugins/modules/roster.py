@@ -76,6 +76,13 @@ supernodes:
   type: list
   elements: str
   sample: ["sn1.example.org", "sn2.example.org"]
+epoch:
+  description:
+    - The federation's epoch as the agent held it when the module asked (null before it is
+      seeded). The bootstrap playbook checks with it that every supernode holds the same epoch.
+  returned: always
+  type: float
+  sample: 1767225600.0
 answer:
   description: The agent's answer to the install (V(ok) or V(unchanged)); absent when nothing was sent.
   returned: when the roster was sent to the agent
@@ -140,7 +147,7 @@ def main():
         module.fail_json(msg="the agent's status has no roster (esgf-nm too old?)")
     cur_v, new_v = roster_version(current), roster_version(new)
     result = dict(changed=False, previous_version=cur_v, src_version=new_v, roster_version=cur_v,
-                  supernodes=hostnames(current))
+                  supernodes=hostnames(current), epoch=status.get("epoch"))
 
     if same_roster(current, new):
         module.exit_json(**result)

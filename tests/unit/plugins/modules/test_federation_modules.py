@@ -108,6 +108,7 @@ def test_roster_installs_a_newer_roster_once(run_module, fed, tmp_path):
 
     again = run_module(roster, cli(fed, SN1, src=new_map))
     assert not again["changed"]
+    assert again["epoch"] == fed.status(SN1)["epoch"]  # what the bootstrap's epoch check reads
 
     # sn1 passes the roster on; installing it on sn2 as well is then a no-op or a catch-up.
     run_module(roster, cli(fed, SN2, src=new_map))

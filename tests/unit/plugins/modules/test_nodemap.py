@@ -45,12 +45,14 @@ def test_new_map_then_idempotent(run_module, args):
     with open(args["dest"]) as f:
         on_disk = json.load(f)
     assert on_disk["roster"] == first["roster"]
+    assert first["content"] == read(args["dest"])  # the map as written: no need to read it again
 
     again = run_module(nodemap, dict(args, supernodes=SN, capacity=5), diff=True)
     assert not again["changed"] and again["source"] == "file"
     assert again["roster_version"] == first["roster_version"]
     assert again["diff"]["before"] == again["diff"]["after"]
     assert again["added"] == [] and again["retired"] == []
+    assert again["content"] == read(args["dest"])
 
 
 def test_ids_are_stable_when_reordered_and_new_hosts_get_new_ids(run_module, args):
@@ -75,6 +77,7 @@ def test_check_mode_writes_nothing_but_reports_the_change(run_module, args):
     preview = run_module(nodemap, dict(args, supernodes=SN), check_mode=True, diff=True)
     assert preview["changed"] and not os.path.exists(args["dest"])
     assert preview["roster_version"] == 1
+    assert json.loads(preview["content"])["roster"] == preview["roster"]  # what it would write
     run_module(nodemap, dict(args, supernodes=SN))
     before = read(args["dest"])
     mtime = os.stat(args["dest"]).st_mtime_ns
