@@ -1,13 +1,18 @@
 """Redistribution: who serves the members of supernodes that are down.
 
-A pure function of the map and the new health: the same inputs give the same placement on every
-node, so any node can recompute and check a leader's decision. Rules:
+A pure function of the map, the new health and the supernodes the leader heard from in the
+round: the same inputs give the same placement on every node. Rules:
 
 1. Members of supernodes that are up are served by their own supernode (no placement).
 2. A member of a down supernode keeps its previous placement while that target is still up
    and within capacity (no needless moves).
 3. Others go, in (home id, hostname) order, to the live supernode with the most free
-   capacity (ties by roster order). Capacity counts own members plus adopted ones.
+   capacity (ties by roster order), first among those whose observations reached the leader
+   this round (``heard``), then among the other live ones. Capacity counts own members plus
+   adopted ones. A live supernode the leader did not hear from is one every voter already
+   sees as down or suspect (or whose observations were lost): often one that crashed and is
+   not yet declared down. A member placed there would wait, with its dead server, for the
+   next decision to place it again (seen in the simulator: 3.4 s at N=50).
 4. When no supernode has room, standby members (served by a live node, sorted by hostname) are
    promoted and take members up to the same capacity.
 5. Whatever still has no room is listed as unplaced (never dropped, never placed twice); the
@@ -19,7 +24,7 @@ When a supernode comes back its members simply drop out of the placement: they r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import AbstractSet, Dict, List, Mapping, Optional, Tuple
 
 from esgf_nodemgr.core import nodemap as nm
 from esgf_nodemgr.core.view import member_claims
@@ -33,7 +38,8 @@ class Placement:
 
 
 def place(m: nm.NodeMap, health: Mapping[str, str],
-          previous: Optional[nm.Decision] = None) -> Placement:
+          previous: Optional[nm.Decision] = None,
+          heard: Optional[AbstractSet[str]] = None) -> Placement:
     """Placement of the members of down supernodes (see the module docstring)."""
     roster_ids = list(m.roster.ids)
     capacity = m.roster.capacity
@@ -74,9 +80,12 @@ def place(m: nm.NodeMap, health: Mapping[str, str],
 
     # Rule 3: most free capacity first, among supernodes (then promoted standbys).
     order = {i: n for n, i in enumerate(live)}
+    first = live if heard is None else [i for i in live if i in heard]
     unplaced: List[str] = []
     for _home, mem in pending:
-        target = _best(load, order, capacity, live)
+        target = _best(load, order, capacity, first)
+        if target is None and heard is not None:
+            target = _best(load, order, capacity, live)
         if target is None:
             target = _best(load, order, capacity, promoted)
         if target is None:

@@ -410,7 +410,8 @@ class SupernodeCore:
         roster_ids = self.map.roster.ids
         health = hl.decide_health(roster_ids, prev.health if prev else {}, obs, me)
         links = hl.decide_links(roster_ids, prev.links if prev else {}, obs, prev is not None)
-        p = place(self.map, health, prev)
+        # New placements go first to supernodes heard from this round (proof of life).
+        p = place(self.map, health, prev, heard=set(obs))
         candidate = nm.Decision(round=r, leader=me, health=health, links=links,
                                 placement=p.placement, promoted=p.promoted, unplaced=p.unplaced)
         if candidate.same_state(prev):
