@@ -279,9 +279,10 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
-            privatekey=dict(type="dict", options=dict(path=dict(type="path", required=True),
-                                                      curve=dict(type="str", default="secp256r1"),
-                                                      **ATTRS)),
+            # A path and what the key must be, never the key itself.
+            privatekey=dict(type="dict", no_log=False,
+                            options=dict(path=dict(type="path", required=True),
+                                         curve=dict(type="str", default="secp256r1"), **ATTRS)),
             certificates=dict(type="list", elements="dict", default=[],
                               options=dict(path=dict(type="path", required=True),
                                            content=dict(type="str", required=True), **ATTRS)),
