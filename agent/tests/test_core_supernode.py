@@ -278,6 +278,37 @@ def test_dead_supernode_is_declared_down_and_its_members_move() -> None:
     assert [s.server for s in slices] == ["3", "1", "1", "3", "3"]
 
 
+def test_members_placed_on_a_promoted_standby_get_their_slice() -> None:
+    # Capacity 2: when sn3 dies, sn1 and sn2 are full, so the standby s.org (served by sn2)
+    # is promoted and takes sn3's members. The standby is a member core: it probes them but
+    # sends no slice, so the supernode serving it tells them (server_hostname = the standby).
+    c = federation(capacity=2)
+    net = Net(c)
+    joins = [("sn1.org", "x1.org", False), ("sn1.org", "x2.org", False),
+             ("sn2.org", "y1.org", False), ("sn2.org", "s.org", True),
+             ("sn3.org", "a.org", False), ("sn3.org", "b.org", False)]
+    for i, (sn, host, standby) in enumerate(joins):
+        net.member_up.add(host)
+        net.now = EPOCH - 10 + i
+        net.feed(sn, Received(host, msg.Join("CMIP6", standby, host, 7443), net.now))
+    net.round(0)
+    servers = {v.hostname: v.server for v in vw.members(c["sn1.org"].map)}
+    assert servers == {"x1.org": "1", "x2.org": "1", "y1.org": "2", "s.org": "2",
+                       "a.org": "3", "b.org": "3"}
+    net.dead.add("sn3.org")
+    for r in (1, 2, 3):
+        net.round(r)
+    d = net.decision("sn1.org")
+    assert d.health["3"] == "unreachable" and d.promoted == ("s.org",)
+    assert dict(d.placement) == {"a.org": "s.org", "b.org": "s.org"}
+    for h in ("a.org", "b.org"):
+        last = [m for m in net.inbox[h] if isinstance(m, msg.Slice)][-1]
+        assert (last.server, last.server_hostname, last.home) == ("s.org", "s.org", "3"), h
+    # The standby itself is told whom to serve.
+    last = [m for m in net.inbox["s.org"] if isinstance(m, msg.Slice)][-1]
+    assert sorted(n.hostname for n in last.serve) == ["a.org", "b.org"]
+
+
 class LateProbeNet(Net):
     """``Net`` where probes of the nodes in ``unanswered`` fail although the node runs: it
     restarted just after its peers probed it."""

@@ -520,8 +520,19 @@ class SupernodeCore:
         self._slice_cache[member.hostname] = (key, s, fp)
         return s, fp
 
+    def _slice_targets(self) -> List[nm.Member]:
+        """Members this node sends slices to: those it serves, and those placed on a promoted
+        standby it serves. A standby is a member: it probes the members it takes on but
+        sends them no slice, so without this nobody would tell them their new server."""
+        targets = self._served_nodes()
+        relayed = self._relayed_hosts()
+        if relayed:
+            claims = self._view()[1]
+            targets = targets + [claims[h][1] for h in sorted(relayed) if h in claims]
+        return targets
+
     def _send_slices(self, only: Optional[str] = None) -> None:
-        for member in self._served_nodes():
+        for member in self._slice_targets():
             if only is not None and member.hostname != only:
                 continue
             s, fp = self._slice_and_digest(member)
