@@ -112,14 +112,13 @@ changed_paths:
   sample: [/etc/esgf-nm/agent.yml]
 '''
 
-import grp
 import os
-import pwd
 import shlex
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible_collections.esgf.nodemgr.plugins.module_utils.esgf_nm_files import gid_of, parse_mode, uid_of
 
 #: Longest content shown in a diff (a node map can be large; its summary is enough).
 MAX_DIFF = 64 * 1024
@@ -137,15 +136,11 @@ def _attributes(module, path, spec, changed, diff):
 
 
 def _mode(module, spec, default):
-    mode = spec.get("mode")
-    if mode is None:
-        return default
-    if isinstance(mode, int):
-        return mode
     try:
-        return int(str(mode), 8)
-    except ValueError:
-        module.fail_json(msg="{}: mode must be an octal string such as '0644', got {!r}".format(spec["path"], mode))
+        mode = parse_mode(spec.get("mode"))
+    except ValueError as exc:
+        module.fail_json(msg="{}: {}".format(spec["path"], exc))
+    return default if mode is None else mode
 
 
 def ensure_directory(module, spec):
@@ -183,25 +178,17 @@ def _ids(module, spec):
 
 
 def _uid(module, owner):
-    try:
-        return int(owner)
-    except ValueError:
-        pass
-    try:
-        return pwd.getpwnam(owner).pw_uid
-    except KeyError:
+    uid = uid_of(owner)
+    if uid is None:
         module.fail_json(msg=f"no such user: {owner}")
+    return uid
 
 
 def _gid(module, group):
-    try:
-        return int(group)
-    except ValueError:
-        pass
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
+    gid = gid_of(group)
+    if gid is None:
         module.fail_json(msg=f"no such group: {group}")
+    return gid
 
 
 def ensure_file(module, spec, diffs):

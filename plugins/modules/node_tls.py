@@ -150,56 +150,31 @@ problems:
   sample: ["/etc/esgf-nm/tls/node.pem: content differs"]
 '''
 
-import grp
 import hashlib
 import os
-import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes
+from ansible_collections.esgf.nodemgr.plugins.module_utils.esgf_nm_files import gid_of, parse_mode, uid_of
 
 ATTRS = dict(owner=dict(type="str"), group=dict(type="str"), mode=dict(type="raw"))
 
 
 def _mode(module, what, mode):
-    if mode is None or isinstance(mode, int):
-        return mode
     try:
-        return int(str(mode), 8)
-    except ValueError:
-        module.fail_json(msg=f"{what}: mode must be an octal string such as '0644', got {mode!r}")
-
-
-def _uid(owner):
-    try:
-        return int(owner)
-    except ValueError:
-        pass
-    try:
-        return pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        return None
-
-
-def _gid(group):
-    try:
-        return int(group)
-    except ValueError:
-        pass
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        return None
+        return parse_mode(mode)
+    except ValueError as exc:
+        module.fail_json(msg=f"{what}: {exc}")
 
 
 def attribute_problems(module, path, spec):
     """What differs between ``path``'s owner, group and mode and ``spec`` (existing file)."""
     st = os.stat(path)
     problems = []
-    if spec.get("owner") is not None and _uid(spec["owner"]) != st.st_uid:
+    if spec.get("owner") is not None and uid_of(spec["owner"]) != st.st_uid:
         problems.append(f"{path}: owner is not {spec['owner']}")
-    if spec.get("group") is not None and _gid(spec["group"]) != st.st_gid:
+    if spec.get("group") is not None and gid_of(spec["group"]) != st.st_gid:
         problems.append(f"{path}: group is not {spec['group']}")
     mode = _mode(module, path, spec.get("mode"))
     if mode is not None and stat.S_IMODE(st.st_mode) != mode:
